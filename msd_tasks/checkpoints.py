@@ -1,0 +1,79 @@
+"""Atomic writes of checkpoint files and folders, and the parquet I/O of the stage results.
+
+Nothing is ever written at a final path: files go to a temporary sibling that is renamed into
+place when complete, folders get a `_SUCCESS` marker written last and are renamed as a whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SUCCESS = "_SUCCESS"
+
+
+def _temporary_sibling(path: Path) -> Path:
+    # A leading dot keeps half-written files out of pyarrow datasets and most globs.
+    return path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces `path`, on failure it is removed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _temporary_sibling(path)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: Path) -> Iterator[Path]:
+    """Yield a temporary folder; on success it gets `_SUCCESS` and replaces `path` as a whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _temporary_sibling(path)
+    temporary.mkdir()
+    try:
+        yield temporary
+        (temporary / SUCCESS).write_text("")
+        previous = _temporary_sibling(path)
+        if path.exists():
+            os.rename(path, previous)
+        os.rename(temporary, path)
+        shutil.rmtree(previous, ignore_errors=True)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def write_parquet(table: pa.Table, path: Path, schema: pa.Schema | None = None, **metadata) -> None:
+    """Write `table` cast to `schema`, with string `metadata` in the file's key-value metadata."""
+    if schema is not None:
+        table = table.select(schema.names).cast(schema)
+    if metadata:
+        extra = {key: json.dumps(value) for key, value in metadata.items()}
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
+    pq.write_table(table, path, compression="lz4", write_statistics=False)
+
+
+def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
+    return pq.read_table(path, columns=columns, memory_map=True)
+
+
+def parquet_metadata(path: Path) -> dict[str, object]:
+    """The key-value metadata written by `write_parquet`, decoded."""
+    raw = pq.read_schema(path).metadata or {}
+    decoded = {}
+    for key, value in raw.items():
+        with contextlib.suppress(ValueError):
+            decoded[key.decode()] = json.loads(value)
+    return decoded

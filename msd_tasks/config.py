@@ -1,0 +1,26 @@
+"""Environment settings, read from `luigi.cfg` sections or `--<section>-<name>` flags.
+
+Settings here never change results; what changes results is a task parameter, so it lands in
+the checkpoint paths.
+"""
+
+from __future__ import annotations
+
+import luigi
+
+
+class paths(luigi.Config):
+    raw_dir = luigi.Parameter(default="data", description="Folder holding the raw MSD files")
+    checkpoint_dir = luigi.Parameter(
+        default="data/checkpoints", description="Folder for the per-task parquet checkpoints"
+    )
+    output_dir = luigi.Parameter(default="data", description="Folder the deliverables go to")
+
+
+class pipeline(luigi.Config):
+    n_shards = luigi.IntParameter(
+        default=8, description="User-hash shards of PerUserMusic, run in parallel by --workers"
+    )
+    keep_generations = luigi.IntParameter(
+        default=3, description="Checkpoint generations kept per task after a successful build"
+    )

@@ -1,0 +1,141 @@
+"""Join plays with the song catalogue, drop hidden-only users, and number users and songs.
+
+Everything happens on integer codes: each file's song dictionary is looked up in the catalogue
+once and each file's user dictionary is merged into one user numbering, then plays are `take`n.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from msd_tasks.triplets import Triplets
+
+
+@dataclass(frozen=True)
+class Plays:
+    """Plays that survive the join, as the sparse indices of their user and song."""
+
+    user_index: np.ndarray  # int32
+    song_index: np.ndarray  # int32
+    play_count: np.ndarray  # int32
+    is_train: np.ndarray  # bool: from the train file (as opposed to a test file)
+
+    def __len__(self) -> int:
+        return len(self.play_count)
+
+    def subset(self, rows: np.ndarray) -> Plays:
+        return Plays(
+            self.user_index[rows], self.song_index[rows], self.play_count[rows], self.is_train[rows]
+        )
+
+
+@dataclass(frozen=True)
+class JoinedPlays:
+    user_ids: pa.Array  # string, sorted; position = user sparse_index
+    song_ids: pa.Array  # string, sorted; position = song sparse_index
+    song_catalog_rows: np.ndarray  # int32 row of each song in the catalogue
+    visible: Plays  # train and visible-test plays: the train matrix and user_df
+    hidden: Plays  # hidden-test plays: the test matrix
+    hidden_only_users: int  # users dropped because only their hidden plays joined
+
+
+def sorted_positions(values: pa.Array) -> np.ndarray:
+    """For each value, its position in the sorted list of the values (which must be distinct).
+
+    pyarrow sorts strings bytewise, which for UTF-8 is code-point order: the order in which
+    pandas sorts the categories of a string column, so positions equal categorical codes.
+    """
+    order = pc.sort_indices(values).to_numpy()
+    positions = np.empty(len(values), dtype=np.int32)
+    positions[order] = np.arange(len(values), dtype=np.int32)
+    return positions
+
+
+def join_plays(catalog_song_ids: pa.Array, files: dict[str, Triplets]) -> JoinedPlays:
+    """The notebook's inner join of all triplets with the catalogue, hidden-only users removed.
+
+    files: triplets for "train", "visible" and "hidden". A play survives when its song is in the
+    catalogue; a user survives when at least one of their train or visible plays survives (the
+    notebook removes users whose joined plays are all hidden).
+    """
+    kinds = ("train", "visible", "hidden")
+    user_offsets = np.cumsum([0] + [len(files[kind].user_ids) for kind in kinds])
+    all_user_ids = pa.concat_arrays([files[kind].user_ids for kind in kinds])
+    merged = pc.dictionary_encode(all_user_ids)
+    global_of_local = merged.indices.to_numpy(zero_copy_only=False)
+    distinct_users = merged.dictionary
+
+    joined = {}
+    for offset, kind in zip(user_offsets, kinds, strict=False):
+        triplets = files[kind]
+        catalog_row_of_code = pc.index_in(triplets.song_ids, value_set=catalog_song_ids)
+        catalog_row_of_code = catalog_row_of_code.fill_null(-1).to_numpy().astype(np.int32)
+        catalog_row = catalog_row_of_code[triplets.song_code]
+        kept = np.flatnonzero(catalog_row >= 0)
+        joined[kind] = (
+            global_of_local[offset + triplets.user_code[kept]],
+            catalog_row[kept],
+            triplets.play_count[kept],
+        )
+
+    has_visible = np.zeros(len(distinct_users), dtype=bool)
+    has_visible[joined["train"][0]] = True
+    has_visible[joined["visible"][0]] = True
+    hidden_users = np.unique(joined["hidden"][0])
+    hidden_only_users = int((~has_visible[hidden_users]).sum())
+
+    surviving_users = np.flatnonzero(has_visible)
+    user_index_of_global = np.full(len(distinct_users), -1, dtype=np.int32)
+    user_ids = distinct_users.take(pa.array(surviving_users))
+    user_index_of_global[surviving_users] = sorted_positions(user_ids)
+    user_ids = user_ids.take(pc.sort_indices(user_ids))
+
+    hidden_users_kept = user_index_of_global[joined["hidden"][0]] >= 0
+    joined["hidden"] = tuple(column[hidden_users_kept] for column in joined["hidden"])
+
+    played = np.zeros(len(catalog_song_ids), dtype=bool)
+    for kind in kinds:
+        played[joined[kind][1]] = True
+    song_catalog_rows = np.flatnonzero(played).astype(np.int32)
+    song_ids = catalog_song_ids.take(pa.array(song_catalog_rows))
+    song_index_of_catalog = np.full(len(catalog_song_ids), -1, dtype=np.int32)
+    song_index_of_catalog[song_catalog_rows] = sorted_positions(song_ids)
+    order = pc.sort_indices(song_ids)
+    song_ids = song_ids.take(order)
+    song_catalog_rows = song_catalog_rows[order.to_numpy()]
+
+    def plays(kinds_: tuple[str, ...]) -> Plays:
+        users = np.concatenate([joined[kind][0] for kind in kinds_])
+        songs = np.concatenate([joined[kind][1] for kind in kinds_])
+        counts = np.concatenate([joined[kind][2] for kind in kinds_])
+        is_train = np.concatenate(
+            [np.full(len(joined[kind][0]), kind == "train") for kind in kinds_]
+        )
+        return Plays(user_index_of_global[users], song_index_of_catalog[songs], counts, is_train)
+
+    return JoinedPlays(
+        user_ids=user_ids,
+        song_ids=song_ids,
+        song_catalog_rows=song_catalog_rows,
+        visible=plays(("train", "visible")),
+        hidden=plays(("hidden",)),
+        hidden_only_users=hidden_only_users,
+    )
+
+
+def user_shards(user_ids: pa.Array, n_shards: int) -> np.ndarray:
+    """A stable shard number per user: CRC-32 of the UTF-8 id modulo n_shards.
+
+    Python's hash() is salted per process, so it would send a user to different shards in
+    different runs; CRC-32 is the same on every machine and run.
+    """
+    return np.fromiter(
+        (zlib.crc32(user_id.encode()) % n_shards for user_id in user_ids.to_pylist()),
+        dtype=np.int16,
+        count=len(user_ids),
+    )

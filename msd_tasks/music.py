@@ -1,0 +1,59 @@
+"""The five MUSIC dimensions from Spotify audio features, as in Rentfrow et al. (2012).
+
+A song's MUSIC vector is its six features times a fixed 6x5 matrix; a user's is the
+play-count-weighted mean of the vectors of the songs they played.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+FEATURES = ("danceability", "energy", "instrumentalness", "liveness", "loudness", "valence")
+DIMENSIONS = ("mellow", "unpretentious", "sophisticated", "intense", "contemporary")
+
+# Rows follow FEATURES, columns DIMENSIONS; values from the notebook (Rentfrow et al. 2012).
+FEATURE_TO_MUSIC = np.array(
+    [
+        [-0.37, 0.05, -0.35, 0.08, 0.43],
+        [-0.64, -0.46, -0.13, 0.66, -0.03],
+        [0.20, -0.47, 0.28, 0.09, -0.01],
+        [-0.69, -0.12, -0.07, 0.43, 0.02],
+        [-0.58, -0.19, -0.44, 0.79, -0.21],
+        [-0.04, 0.18, 0.24, -0.34, 0.18],
+    ]
+)
+
+
+def song_vectors(features: np.ndarray, scaling: str = "raw") -> np.ndarray:
+    """Songs x 5 MUSIC vectors from songs x 6 features; a song missing any feature gets NaN.
+
+    `zscore` standardises each feature over the songs given (NaN ignored) before the mapping,
+    so that loudness in dB does not outweigh features that live in [0, 1].
+    """
+    features = np.asarray(features, dtype=np.float64)
+    if scaling == "zscore":
+        features = (features - np.nanmean(features, axis=0)) / np.nanstd(features, axis=0)
+    elif scaling != "raw":
+        raise ValueError(f"music scaling must be 'raw' or 'zscore', not {scaling!r}")
+    return features @ FEATURE_TO_MUSIC
+
+
+def weighted_means(
+    groups: np.ndarray, weights: np.ndarray, vectors: np.ndarray, n_groups: int
+) -> np.ndarray:
+    """Per group, the weight-weighted mean of `vectors` rows, leaving out rows holding NaN.
+
+    groups: int codes 0..n_groups-1 per row; weights: per row; vectors: rows x k.
+    A group with no row left is all NaN.
+    """
+    usable = ~np.isnan(vectors).any(axis=1)
+    groups, weights, vectors = groups[usable], weights[usable].astype(np.float64), vectors[usable]
+    total_weight = np.bincount(groups, weights=weights, minlength=n_groups)
+    sums = np.column_stack(
+        [
+            np.bincount(groups, weights=weights * vectors[:, k], minlength=n_groups)
+            for k in range(vectors.shape[1])
+        ]
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / total_weight[:, None]

@@ -1,0 +1,122 @@
+"""Reading and writing the stage checkpoints: what each folder holds and its parquet schemas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from msd_tasks.checkpoints import read_parquet, write_parquet
+from msd_tasks.join import JoinedPlays, Plays
+from msd_tasks.triplets import Triplets
+
+# ImportTriplets: one row per line of the file, ids as codes into the two id files.
+TRIPLET_CODES_SCHEMA = pa.schema(
+    [
+        pa.field("user_code", pa.int32(), nullable=False),  # row of user_ids.parquet
+        pa.field("song_code", pa.int32(), nullable=False),  # row of song_ids.parquet
+        pa.field("play_count", pa.int32(), nullable=False),
+    ]
+)
+# JoinPlays plays: one row per surviving play (a line of a triplet file).
+PLAYS_SCHEMA = pa.schema(
+    [
+        pa.field("user_index", pa.int32(), nullable=False),  # user sparse_index
+        pa.field("song_index", pa.int32(), nullable=False),  # song sparse_index
+        pa.field("play_count", pa.int32(), nullable=False),
+        pa.field("is_train", pa.bool_(), nullable=False),  # from train_triplets.txt
+    ]
+)
+# JoinPlays users: one row per user sparse_index.
+USERS_SCHEMA = pa.schema(
+    [
+        pa.field("sparse_index", pa.int32(), nullable=False),
+        pa.field("user_id", pa.string(), nullable=False),
+        pa.field("shard", pa.int16(), nullable=False),  # PerUserMusic shard of the user
+    ]
+)
+# JoinPlays songs: one row per song sparse_index.
+SONGS_SCHEMA = pa.schema(
+    [
+        pa.field("sparse_index", pa.int32(), nullable=False),
+        pa.field("song_id", pa.string(), nullable=False),
+        pa.field("catalog_row", pa.int32(), nullable=False),  # row in CleanSongs' songs.parquet
+    ]
+)
+
+
+def write_triplets(triplets: Triplets, folder: Path) -> None:
+    codes = pa.table(
+        {
+            "user_code": triplets.user_code,
+            "song_code": triplets.song_code,
+            "play_count": triplets.play_count,
+        }
+    )
+    write_parquet(codes, folder / "plays.parquet", TRIPLET_CODES_SCHEMA, lines=len(triplets))
+    write_parquet(pa.table({"user_id": triplets.user_ids}), folder / "user_ids.parquet")
+    write_parquet(pa.table({"song_id": triplets.song_ids}), folder / "song_ids.parquet")
+
+
+def read_triplets_codes(folder: Path) -> Triplets:
+    codes = read_parquet(folder / "plays.parquet")
+    return Triplets(
+        user_code=codes.column("user_code").to_numpy(),
+        song_code=codes.column("song_code").to_numpy(),
+        play_count=codes.column("play_count").to_numpy(),
+        user_ids=read_parquet(folder / "user_ids.parquet").column("user_id").combine_chunks(),
+        song_ids=read_parquet(folder / "song_ids.parquet").column("song_id").combine_chunks(),
+    )
+
+
+def shard_file(folder: Path, shard: int) -> Path:
+    return folder / "visible" / f"shard-{shard:04d}.parquet"
+
+
+def _plays_table(plays: Plays) -> pa.Table:
+    return pa.table(
+        {
+            "user_index": plays.user_index,
+            "song_index": plays.song_index,
+            "play_count": plays.play_count,
+            "is_train": plays.is_train,
+        }
+    )
+
+
+def write_joined(joined: JoinedPlays, shards: np.ndarray, folder: Path) -> None:
+    """users.parquet, songs.parquet, hidden.parquet and the visible plays split by user shard."""
+    users = pa.table(
+        {
+            "sparse_index": np.arange(len(joined.user_ids), dtype=np.int32),
+            "user_id": joined.user_ids,
+            "shard": shards,
+        }
+    )
+    songs = pa.table(
+        {
+            "sparse_index": np.arange(len(joined.song_ids), dtype=np.int32),
+            "song_id": joined.song_ids,
+            "catalog_row": joined.song_catalog_rows,
+        }
+    )
+    write_parquet(users, folder / "users.parquet", USERS_SCHEMA)
+    write_parquet(songs, folder / "songs.parquet", SONGS_SCHEMA)
+    write_parquet(_plays_table(joined.hidden), folder / "hidden.parquet", PLAYS_SCHEMA)
+    (folder / "visible").mkdir()
+    play_shards = shards[joined.visible.user_index]
+    for shard in range(int(shards.max(initial=0)) + 1):
+        rows = np.flatnonzero(play_shards == shard)
+        table = _plays_table(joined.visible.subset(rows))
+        write_parquet(table, shard_file(folder, shard), PLAYS_SCHEMA)
+
+
+def read_plays(path: Path) -> Plays:
+    table = read_parquet(path)
+    return Plays(
+        user_index=table.column("user_index").to_numpy(),
+        song_index=table.column("song_index").to_numpy(),
+        play_count=table.column("play_count").to_numpy(),
+        is_train=table.column("is_train").to_numpy(),
+    )

@@ -1,0 +1,374 @@
+"""The Luigi task graph, one task per stage: `luigi --module msd_tasks BuildAll`.
+
+Each task writes one checkpoint folder atomically under
+`<checkpoint_dir>/<TaskFamily>/<own parameters>/<generation>/`, where the generation digests the
+code version, the fingerprints of the raw files it reads and the folders of its requirements:
+a changed input or parameter reaches exactly the tasks downstream of it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+from pathlib import Path
+
+import luigi
+import numpy as np
+from luigi.task import flatten
+
+from msd_tasks import raw
+from msd_tasks.checkpoints import SUCCESS, atomic_folder, read_parquet, write_parquet
+from msd_tasks.config import paths, pipeline
+from msd_tasks.deliverables import (
+    mapping_frame,
+    song_frame,
+    song_table,
+    user_frame,
+    user_table,
+    write_hdf,
+)
+from msd_tasks.errors import MissingInputError
+from msd_tasks.join import join_plays, user_shards
+from msd_tasks.matrices import play_matrix, save_matrix
+from msd_tasks.music import FEATURES, song_vectors
+from msd_tasks.publish import publish
+from msd_tasks.songs import clean_songs, read_genres, read_msd
+from msd_tasks.stages import (
+    read_plays,
+    read_triplets_codes,
+    shard_file,
+    write_joined,
+    write_triplets,
+)
+from msd_tasks.triplets import read_triplets
+from msd_tasks.users import USER_ROWS_SCHEMA, merge_user_rows, user_rows
+
+logger = logging.getLogger("luigi-interface")
+
+# Bump when a change to the code changes what a checkpoint holds: every generation is rebuilt.
+CHECKPOINT_VERSION = "1"
+
+
+class RawFile(luigi.ExternalTask):
+    """A raw input file under `[paths] raw_dir`; missing means Luigi's missing-data exit code."""
+
+    key = luigi.ChoiceParameter(choices=list(raw.RAW_FILES))
+
+    def output(self):
+        return luigi.LocalTarget(str(raw.raw_path(paths().raw_dir, self.key)))
+
+
+class PipelineTask(luigi.Task):
+    """A stage with a checkpoint folder; complete when the folder and all upstream ones are."""
+
+    fingerprints = luigi.DictParameter(
+        default={}, description="size:mtime of each raw file (BuildAll sets it; empty = stat now)"
+    )
+    on_bad_lines = luigi.ChoiceParameter(
+        choices=["error", "skip"], default="error", description="Malformed triplet lines"
+    )
+    music_scaling = luigi.ChoiceParameter(
+        choices=["raw", "zscore"], default="raw", description="Audio features before MUSIC"
+    )
+    n_shards = luigi.IntParameter(default=8, description="User-hash shards of PerUserMusic")
+
+    own_parameters: tuple[str, ...] = ()  # parameters that shape this task's own output
+    raw_inputs: tuple[str, ...] = ()  # raw files this task reads itself
+
+    def raw_fingerprints(self) -> dict[str, str]:
+        return dict(self.fingerprints) or raw.fingerprints(paths().raw_dir)
+
+    def folder(self) -> Path:
+        requirements = flatten(self.requires())
+        upstream = [str(task.folder()) for task in requirements if isinstance(task, PipelineTask)]
+        fingerprints = self.raw_fingerprints()
+        direct = [f"{key}={fingerprints[key]}" for key in self.raw_inputs]
+        own = [f"{name}={getattr(self, name)}" for name in self.own_parameters]
+        generation = raw.digest(CHECKPOINT_VERSION, *upstream, *direct, *own)
+        return Path(paths().checkpoint_dir, self.get_task_family(), *own, generation)
+
+    def output(self):
+        return luigi.LocalTarget(str(self.folder() / SUCCESS))
+
+    def complete(self) -> bool:
+        # Recursive: a deleted upstream checkpoint makes everything downstream of it rerun.
+        return super().complete() and all(task.complete() for task in flatten(self.requires()))
+
+    def joined(self) -> JoinPlays:
+        return self.clone(JoinPlays)
+
+    def songs(self) -> CleanSongs:
+        return self.clone(CleanSongs)
+
+
+class CleanSongs(PipelineTask):
+    """songs.parquet: one row per song_id (first in file order), text decoded, plus `genre`."""
+
+    raw_inputs = ("msd", "genres")
+
+    def requires(self):
+        return [RawFile(key="msd"), RawFile(key="genres")]
+
+    def run(self):
+        root = paths().raw_dir
+        songs = clean_songs(
+            read_msd(raw.raw_path(root, "msd")), read_genres(raw.raw_path(root, "genres"))
+        )
+        with atomic_folder(self.folder()) as folder:
+            write_parquet(songs, folder / "songs.parquet")
+
+
+class ImportTriplets(PipelineTask):
+    """plays.parquet (user_code, song_code, play_count per line) with user_ids/song_ids.parquet."""
+
+    kind = luigi.ChoiceParameter(choices=list(raw.TRIPLET_KINDS))
+    own_parameters = ("kind", "on_bad_lines")
+
+    @property
+    def raw_inputs(self):
+        return (self.kind,)
+
+    def requires(self):
+        return RawFile(key=self.kind)
+
+    def run(self):
+        path = raw.raw_path(paths().raw_dir, self.kind)
+        triplets = read_triplets(path, self.on_bad_lines)
+        if triplets.skipped_lines:
+            logger.warning("%s: skipped %d malformed lines", path, triplets.skipped_lines)
+        with atomic_folder(self.folder()) as folder:
+            write_triplets(triplets, folder)
+            (folder / "stats.json").write_text(
+                json.dumps({"skipped_lines": triplets.skipped_lines})
+            )
+
+
+class JoinPlays(PipelineTask):
+    """Plays joined with the catalogue, hidden-only users removed, users and songs numbered.
+
+    users.parquet / songs.parquet: one row per sparse_index; hidden.parquet and
+    visible/shard-NNNN.parquet: one row per surviving play (user_index, song_index, play_count,
+    is_train), visible plays split by the user's shard.
+    """
+
+    own_parameters = ("n_shards",)
+
+    def requires(self):
+        imports = {kind: self.clone(ImportTriplets, kind=kind) for kind in raw.TRIPLET_KINDS}
+        return {"songs": self.songs(), **imports}
+
+    def run(self):
+        inputs = self.requires()
+        catalog_ids = read_parquet(inputs["songs"].folder() / "songs.parquet", ["song_id"])
+        files = {kind: read_triplets_codes(inputs[kind].folder()) for kind in raw.TRIPLET_KINDS}
+        joined = join_plays(catalog_ids.column("song_id").combine_chunks(), files)
+        del files
+        shards = user_shards(joined.user_ids, self.n_shards)
+        stats = {
+            "users": len(joined.user_ids),
+            "songs": len(joined.song_ids),
+            "visible_plays": len(joined.visible),
+            "hidden_plays": len(joined.hidden),
+            "hidden_only_users": joined.hidden_only_users,
+        }
+        logger.info("JoinPlays: %s", stats)
+        with atomic_folder(self.folder()) as folder:
+            write_joined(joined, shards, folder)
+            (folder / "stats.json").write_text(json.dumps(stats))
+
+
+class IndexMappings(PipelineTask):
+    """user_mapping.h5 and song_mapping.h5: one row per sparse_index (sparse_index, id)."""
+
+    def requires(self):
+        return self.joined()
+
+    def run(self):
+        folder_in = self.joined().folder()
+        users = read_parquet(folder_in / "users.parquet", ["user_id"]).column("user_id")
+        songs = read_parquet(folder_in / "songs.parquet", ["song_id"]).column("song_id")
+        with atomic_folder(self.folder()) as folder:
+            write_hdf(mapping_frame(users.combine_chunks(), "user_id"), folder / "user_mapping.h5")
+            write_hdf(mapping_frame(songs.combine_chunks(), "song_id"), folder / "song_mapping.h5")
+
+
+class PlayMatrices(PipelineTask):
+    """train_sparse.npz (visible plays) and test_sparse.npz (hidden): songs x users, float32 CSR."""
+
+    def requires(self):
+        return self.joined()
+
+    def run(self):
+        folder_in = self.joined().folder()
+        shape = (
+            read_parquet(folder_in / "songs.parquet", ["sparse_index"]).num_rows,
+            read_parquet(folder_in / "users.parquet", ["sparse_index"]).num_rows,
+        )
+        with atomic_folder(self.folder()) as folder:
+            for name, files in (
+                ("train_sparse.npz", sorted((folder_in / "visible").glob("shard-*.parquet"))),
+                ("test_sparse.npz", [folder_in / "hidden.parquet"]),
+            ):
+                plays = [read_plays(path) for path in files]
+                matrix = play_matrix(
+                    np.concatenate([p.song_index for p in plays]),
+                    np.concatenate([p.user_index for p in plays]),
+                    np.concatenate([p.play_count for p in plays]),
+                    shape,
+                )
+                del plays
+                with open(folder / name, "wb") as file:
+                    save_matrix(matrix, file)
+                del matrix
+
+
+class SongTable(PipelineTask):
+    """song_df.h5 / song_df.parquet: one row per song sparse_index, all metadata plus genre."""
+
+    def requires(self):
+        return {"joined": self.joined(), "songs": self.songs()}
+
+    def run(self):
+        mapping = read_parquet(self.joined().folder() / "songs.parquet")
+        catalog = read_parquet(self.songs().folder() / "songs.parquet")
+        songs = song_table(
+            catalog,
+            mapping.column("song_id").combine_chunks(),
+            mapping.column("catalog_row").to_numpy(),
+        )
+        with atomic_folder(self.folder()) as folder:
+            write_parquet(songs, folder / "song_df.parquet")
+            write_hdf(song_frame(songs), folder / "song_df.h5")
+
+
+class PerUserMusic(PipelineTask):
+    """user_rows.parquet: the user_df rows of one user-hash shard (USER_ROWS_SCHEMA)."""
+
+    shard = luigi.IntParameter(description="Which user-hash shard, 0..n_shards-1")
+    own_parameters = ("music_scaling", "n_shards", "shard")
+
+    def requires(self):
+        return {"joined": self.joined(), "songs": self.songs()}
+
+    def run(self):
+        self.set_status_message("reading plays and song features")
+        mapping = read_parquet(self.joined().folder() / "songs.parquet", ["catalog_row"])
+        catalog = read_parquet(self.songs().folder() / "songs.parquet", list(FEATURES))
+        features = np.column_stack([catalog.column(name).to_numpy() for name in FEATURES])
+        vectors = song_vectors(features, self.music_scaling)[
+            mapping.column("catalog_row").to_numpy()
+        ]
+        plays = read_plays(shard_file(self.joined().folder(), self.shard))
+        self.set_progress_percentage(30)
+        self.set_status_message(f"scoring {len(plays):,} plays")
+        rows = user_rows(plays, vectors)
+        self.set_progress_percentage(80)
+        self.set_status_message(f"writing {rows.num_rows:,} users")
+        with atomic_folder(self.folder()) as folder:
+            write_parquet(
+                rows,
+                folder / "user_rows.parquet",
+                USER_ROWS_SCHEMA,
+                written_by={"host": socket.gethostname(), "pid": os.getpid()},
+                plays=len(plays),
+            )
+        self.set_progress_percentage(100)
+        self.set_status_message(f"done: {rows.num_rows:,} users, {len(plays):,} plays")
+
+
+class UserTable(PipelineTask):
+    """user_df.h5 / user_df.parquet: one row per user sparse_index, merged from the shards."""
+
+    def requires(self):
+        shards = [self.clone(PerUserMusic, shard=shard) for shard in range(self.n_shards)]
+        return {"joined": self.joined(), "shards": shards}
+
+    def run(self):
+        users = read_parquet(self.joined().folder() / "users.parquet", ["user_id"])
+        user_ids = users.column("user_id").combine_chunks()
+        shards = [
+            read_parquet(task.folder() / "user_rows.parquet") for task in self.requires()["shards"]
+        ]
+        rows = merge_user_rows(shards, len(user_ids))
+        del shards
+        with atomic_folder(self.folder()) as folder:
+            write_parquet(user_table(rows, user_ids), folder / "user_df.parquet")
+            write_hdf(user_frame(rows, user_ids), folder / "user_df.h5")
+
+
+DELIVERABLES = {
+    "user_mapping.h5": IndexMappings,
+    "song_mapping.h5": IndexMappings,
+    "train_sparse.npz": PlayMatrices,
+    "test_sparse.npz": PlayMatrices,
+    "song_df.h5": SongTable,
+    "user_df.h5": UserTable,
+    "song_df.parquet": SongTable,
+    "user_df.parquet": UserTable,
+}
+
+
+class Publish(PipelineTask):
+    """The deliverables in `[paths] output_dir`, replaced together, then manifest.json."""
+
+    def requires(self):
+        families = sorted({task.__name__: task for task in DELIVERABLES.values()}.items())
+        return {name: self.clone(task) for name, task in families}
+
+    def output(self):
+        return luigi.LocalTarget(str(Path(paths().output_dir) / "manifest.json"))
+
+    def complete(self) -> bool:
+        manifest = Path(self.output().path)
+        if not manifest.exists():
+            return False
+        try:
+            build = json.loads(manifest.read_text()).get("build")
+        except ValueError:
+            return False
+        return build == self.folder().name and all(t.complete() for t in flatten(self.requires()))
+
+    def run(self):
+        tasks = self.requires()
+        sources = {
+            name: tasks[task.__name__].folder() / name for name, task in DELIVERABLES.items()
+        }
+        joined_stats = json.loads((self.joined().folder() / "stats.json").read_text())
+        publish(
+            sources,
+            Path(paths().output_dir),
+            build=self.folder().name,
+            details={
+                "fingerprints": self.raw_fingerprints(),
+                "parameters": {
+                    "on_bad_lines": self.on_bad_lines,
+                    "music_scaling": self.music_scaling,
+                    "n_shards": self.n_shards,
+                },
+                "counts": joined_stats,
+            },
+        )
+
+
+class BuildAll(luigi.WrapperTask):
+    """Everything, from the raw files in `[paths] raw_dir` to the deliverables in `output_dir`."""
+
+    on_bad_lines = luigi.ChoiceParameter(
+        choices=["error", "skip"], default="error", description="Malformed triplet lines"
+    )
+    music_scaling = luigi.ChoiceParameter(
+        choices=["raw", "zscore"], default="raw", description="Audio features before MUSIC"
+    )
+
+    def requires(self):
+        missing = raw.missing_files(paths().raw_dir)
+        if missing:
+            logger.error("%s", MissingInputError(missing, raw.SOURCES))
+        return Publish(
+            fingerprints=raw.fingerprints(paths().raw_dir),
+            on_bad_lines=self.on_bad_lines,
+            music_scaling=self.music_scaling,
+            n_shards=pipeline().n_shards,
+        )

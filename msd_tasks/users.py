@@ -1,0 +1,55 @@
+"""Per-user rows of user_df: MUSIC scores, play counts, test flag and the songs each user played.
+
+`user_rows` is computed per user-hash shard by the PerUserMusic tasks, vectorised over all the
+shard's users at once; `merge_user_rows` puts the shards back together for UserTable.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from msd_tasks.join import Plays
+from msd_tasks.music import DIMENSIONS, weighted_means
+
+# One row per user. MUSIC is five named float columns, not a list, so columnar tools can use it.
+USER_ROWS_SCHEMA = pa.schema(
+    [
+        pa.field("sparse_index", pa.int32(), nullable=False),  # column of the play matrices
+        *[pa.field(name, pa.float64()) for name in DIMENSIONS],  # weighted mean MUSIC score
+        pa.field("num_songs", pa.int32(), nullable=False),  # visible plays (lines), repeats count
+        pa.field("is_test", pa.bool_(), nullable=False),  # no train play: a test-split user
+        pa.field("song_sparse_indices", pa.list_(pa.int32()), nullable=False),  # ascending
+    ]
+)
+
+
+def user_rows(plays: Plays, song_vectors: np.ndarray) -> pa.Table:
+    """user_df rows for the users of `plays` (visible plays only), sorted by sparse_index.
+
+    song_vectors: MUSIC vector per song sparse index (songs x 5, NaN where features are missing).
+    """
+    users, local = np.unique(plays.user_index, return_inverse=True)
+    n_users = len(users)
+    music = weighted_means(local, plays.play_count, song_vectors[plays.song_index], n_users)
+    num_songs = np.bincount(local, minlength=n_users)
+    train_plays = np.bincount(local, weights=plays.is_train, minlength=n_users)
+    order = np.lexsort((plays.song_index, local))
+    offsets = np.concatenate([[0], np.cumsum(num_songs)]).astype(np.int32)
+    songs = pa.ListArray.from_arrays(pa.array(offsets), pa.array(plays.song_index[order]))
+    columns = [pa.array(users.astype(np.int32))]
+    columns += [pa.array(music[:, k]) for k in range(len(DIMENSIONS))]
+    columns += [pa.array(num_songs.astype(np.int32)), pa.array(train_plays == 0), songs]
+    return pa.Table.from_arrays(columns, schema=USER_ROWS_SCHEMA)
+
+
+def merge_user_rows(shards: list[pa.Table], n_users: int) -> pa.Table:
+    """All shards' rows in sparse_index order; every user must appear exactly once."""
+    table = pa.concat_tables(shards)
+    table = table.take(np.argsort(table.column("sparse_index").to_numpy(), kind="stable"))
+    index = table.column("sparse_index").to_numpy()
+    if len(index) != n_users or not np.array_equal(index, np.arange(n_users)):
+        raise ValueError(
+            f"user shards hold {len(index)} rows for {n_users} users: a shard is stale or missing"
+        )
+    return table

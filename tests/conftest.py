@@ -1,0 +1,77 @@
+"""Shared fixtures: Luigi's global state reset per test, and a pipeline configured in tmp_path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import luigi
+import pytest
+from luigi.configuration import get_config
+from luigi.execution_summary import LuigiStatusCode
+from luigi.task_register import Register
+
+from msd_tasks import BuildAll
+
+
+@pytest.fixture(autouse=True)
+def _fresh_luigi():
+    """Tasks are cached per parameter set and config is a process-wide singleton: reset both."""
+    Register.clear_instance_cache()
+    config = get_config()
+    saved = {section: dict(config.items(section)) for section in config.sections()}
+    yield
+    for section in config.sections():
+        config.remove_section(section)
+    for section, items in saved.items():
+        config.add_section(section)
+        for key, value in items.items():
+            config.set(section, key, value)
+    Register.clear_instance_cache()
+
+
+@dataclass
+class Pipeline:
+    """Folders of one configured pipeline and a way to build it in this process."""
+
+    raw_dir: Path
+    checkpoint_dir: Path
+    output_dir: Path
+
+    def configure(self, n_shards: int = 3) -> None:
+        config = get_config()
+        for section in ("paths", "pipeline"):
+            if not config.has_section(section):
+                config.add_section(section)
+        config.set("paths", "raw_dir", str(self.raw_dir))
+        config.set("paths", "checkpoint_dir", str(self.checkpoint_dir))
+        config.set("paths", "output_dir", str(self.output_dir))
+        config.set("pipeline", "n_shards", str(n_shards))
+        Register.clear_instance_cache()
+
+    def build(self, workers: int = 1, **parameters) -> luigi.execution_summary.LuigiRunResult:
+        Register.clear_instance_cache()
+        return luigi.build(
+            [BuildAll(**parameters)],
+            local_scheduler=True,
+            detailed_summary=True,
+            workers=workers,
+            log_level="WARNING",
+        )
+
+    def build_ok(self, workers: int = 1, **parameters):
+        result = self.build(workers, **parameters)
+        assert result.status == LuigiStatusCode.SUCCESS, result.summary_text
+        return result
+
+
+@pytest.fixture
+def pipeline_in(tmp_path):
+    """A factory: a pipeline reading `raw_dir`, writing checkpoints and outputs in tmp_path."""
+
+    def make(raw_dir: Path, n_shards: int = 3) -> Pipeline:
+        pipeline = Pipeline(raw_dir, tmp_path / "checkpoints", tmp_path / "out")
+        pipeline.configure(n_shards)
+        return pipeline
+
+    return make

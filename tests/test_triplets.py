@@ -1,0 +1,79 @@
+"""Triplet parsing: codes that round-trip to the text, and precise errors for every bad line."""
+
+from __future__ import annotations
+
+import pytest
+
+from msd_tasks.errors import InputError
+from msd_tasks.triplets import MAX_PLAY_COUNT, read_triplets
+
+GOOD = "u1\tSOA\t3\nu2\tSOB\t1\nu1\tSOB\t7\nu1\tSOA\t2\n"
+
+
+def lines_of(triplets):
+    users, songs = triplets.user_ids.to_pylist(), triplets.song_ids.to_pylist()
+    return [
+        (users[u], songs[s], int(c))
+        for u, s, c in zip(triplets.user_code, triplets.song_code, triplets.play_count, strict=True)
+    ]
+
+
+def write(tmp_path, text: str | bytes):
+    path = tmp_path / "triplets.txt"
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    return path
+
+
+def test_codes_round_trip_to_the_lines(tmp_path):
+    triplets = read_triplets(write(tmp_path, GOOD))
+    assert lines_of(triplets) == [
+        ("u1", "SOA", 3),
+        ("u2", "SOB", 1),
+        ("u1", "SOB", 7),
+        ("u1", "SOA", 2),
+    ]
+    assert triplets.user_code.dtype.name == "int32"
+    assert triplets.skipped_lines == 0
+
+
+def test_crlf_line_endings_are_read(tmp_path):
+    triplets = read_triplets(write(tmp_path, GOOD.replace("\n", "\r\n")))
+    assert lines_of(triplets)[0] == ("u1", "SOA", 3)
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "expected_words"),
+    [
+        ("u1\tSOA\t3\nu2\tSOB\n", "line 2", "3 tab-separated fields"),
+        ("u1\tSOA\t3\nu2\tSOB\t1\textra\n", "line 2", "3 tab-separated fields"),
+        ("u1\tSOA\t3\nu2\tSOB\tmany\n", "line 2", "integer play count"),
+        ("u1\tSOA\t3\nu2\tSOB\t1.5\n", "line 2", "integer play count"),
+        ("u1\tSOA\t3\nu2\tSOB\t0\n", "line 2", "integer play count"),
+        ("u1\tSOA\t3\nu2\tSOB\t-4\n", "line 2", "integer play count"),
+        (f"u1\tSOA\t{MAX_PLAY_COUNT + 1}\n", "line 1", "integer play count"),
+        ("u1\tSOA\t3\n\tSOB\t1\n", "line 2", "non-empty user_id"),
+        ("u1\tSOA\t3\nu2\t\t1\n", "line 2", "non-empty song_id"),
+        ("user_id\tsong_id\tplay_count\nu1\tSOA\t3\n", "line 1", "integer play count"),
+        ("", "line 1", "empty file"),
+    ],
+)
+def test_bad_lines_are_named(tmp_path, text, where, expected_words):
+    path = write(tmp_path, text)
+    with pytest.raises(InputError) as error:
+        read_triplets(path)
+    assert str(path) in str(error.value)
+    assert where in str(error.value)
+    assert expected_words in str(error.value)
+
+
+def test_non_utf8_names_line_and_byte(tmp_path):
+    path = write(tmp_path, b"u1\tSOA\t3\nu\xff2\tSOB\t1\n")
+    with pytest.raises(InputError, match=r"line 2: expected UTF-8 text, found byte 0xff"):
+        read_triplets(path)
+
+
+def test_skip_mode_drops_and_counts_bad_lines(tmp_path):
+    text = "u1\tSOA\t3\nu2\tSOB\nu3\tSOC\tx\nu4\tSOD\t0\n\tSOE\t1\nu5\tSOF\t2\n"
+    triplets = read_triplets(write(tmp_path, text), on_bad_lines="skip")
+    assert lines_of(triplets) == [("u1", "SOA", 3), ("u5", "SOF", 2)]
+    assert triplets.skipped_lines == 4

@@ -85,7 +85,7 @@ def _plays_table(plays: Plays) -> pa.Table:
     )
 
 
-def write_joined(joined: JoinedPlays, shards: np.ndarray, folder: Path) -> None:
+def write_joined(joined: JoinedPlays, shards: np.ndarray, n_shards: int, folder: Path) -> None:
     """users.parquet, songs.parquet, hidden.parquet and the visible plays split by user shard."""
     users = pa.table(
         {
@@ -106,7 +106,7 @@ def write_joined(joined: JoinedPlays, shards: np.ndarray, folder: Path) -> None:
     write_parquet(_plays_table(joined.hidden), folder / "hidden.parquet", PLAYS_SCHEMA)
     (folder / "visible").mkdir()
     play_shards = shards[joined.visible.user_index]
-    for shard in range(int(shards.max(initial=0)) + 1):
+    for shard in range(n_shards):
         rows = np.flatnonzero(play_shards == shard)
         table = _plays_table(joined.visible.subset(rows))
         write_parquet(table, shard_file(folder, shard), PLAYS_SCHEMA)

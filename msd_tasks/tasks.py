@@ -175,7 +175,7 @@ class JoinPlays(PipelineTask):
         }
         logger.info("JoinPlays: %s", stats)
         with atomic_folder(self.folder()) as folder:
-            write_joined(joined, shards, folder)
+            write_joined(joined, shards, self.n_shards, folder)
             (folder / "stats.json").write_text(json.dumps(stats))
 
 

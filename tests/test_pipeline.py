@@ -1,0 +1,163 @@
+"""The whole graph: real Luigi runs on real files, checked against the notebook port.
+
+Layer 3 of the tests: `luigi.build(..., local_scheduler=True, detailed_summary=True)` in
+process, and the `luigi` command line in a subprocess as users run it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from luigi.execution_summary import LuigiStatusCode
+
+from msd_tasks.sample import write_sample
+from tests.deliverable_compare import assert_deliverables_match
+from tests.handmade_data import write_handmade
+from tests.notebook_port import run_notebook
+
+DELIVERABLES = [
+    "user_mapping.h5",
+    "song_mapping.h5",
+    "train_sparse.npz",
+    "test_sparse.npz",
+    "song_df.h5",
+    "user_df.h5",
+]
+
+
+@pytest.fixture(scope="module")
+def handmade(tmp_path_factory):
+    """Handmade raw files and the notebook port's deliverables on them (computed once)."""
+    root = tmp_path_factory.mktemp("handmade")
+    write_handmade(root / "raw")
+    run_notebook(root / "raw", root / "notebook", processes=1)
+    return root
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sample")
+    write_sample(root / "raw", scale=0.0005, seed=11)
+    run_notebook(root / "raw", root / "notebook", processes=2)
+    return root
+
+
+def copy_raw(source: Path, tmp_path: Path) -> Path:
+    shutil.copytree(source / "raw", tmp_path / "raw")
+    return tmp_path / "raw"
+
+
+def success_markers(checkpoint_dir: Path) -> dict[str, int]:
+    """Every checkpoint folder with the time its `_SUCCESS` marker was written."""
+    return {
+        str(marker.parent.relative_to(checkpoint_dir)): marker.stat().st_mtime_ns
+        for marker in checkpoint_dir.rglob("_SUCCESS")
+    }
+
+
+def families(folders) -> list[str]:
+    return sorted(Path(folder).parts[0] for folder in folders)
+
+
+def test_build_equals_notebook_on_handmade_data(handmade, pipeline_in, tmp_path):
+    pipeline = pipeline_in(copy_raw(handmade, tmp_path))
+    result = pipeline.build_ok(workers=1)
+    assert result.scheduling_succeeded
+    assert_deliverables_match(handmade / "notebook", pipeline.output_dir, pipeline.raw_dir)
+
+
+def test_build_equals_notebook_on_sample_data_with_two_workers(sample, pipeline_in, tmp_path):
+    pipeline = pipeline_in(copy_raw(sample, tmp_path), n_shards=4)
+    pipeline.build_ok(workers=2)
+    assert_deliverables_match(sample / "notebook", pipeline.output_dir, pipeline.raw_dir)
+
+
+def test_command_line_build(handmade, tmp_path):
+    """What the README promises: `luigi --module msd_tasks BuildAll` with the three path flags."""
+    raw_dir = copy_raw(handmade, tmp_path)
+    out = tmp_path / "out"
+    command = [
+        sys.executable, "-m", "luigi", "--module", "msd_tasks", "BuildAll",
+        "--local-scheduler", "--workers", "2",
+        "--paths-raw-dir", str(raw_dir),
+        "--paths-checkpoint-dir", str(tmp_path / "checkpoints"),
+        "--paths-output-dir", str(out),
+    ]  # fmt: skip
+    done = subprocess.run(
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "This progress looks :)" in done.stderr
+    assert_deliverables_match(handmade / "notebook", out, raw_dir)
+
+
+def test_resume_recomputes_only_the_deleted_shard_and_downstream(handmade, pipeline_in, tmp_path):
+    pipeline = pipeline_in(copy_raw(handmade, tmp_path), n_shards=3)
+    pipeline.build_ok()
+    before = success_markers(pipeline.checkpoint_dir)
+    shard = next(folder for folder in before if "shard=1" in folder)
+    shutil.rmtree(pipeline.checkpoint_dir / shard)
+
+    pipeline.build_ok()
+    after = success_markers(pipeline.checkpoint_dir)
+    assert set(after) == set(before)
+    rewritten = [folder for folder in after if after[folder] != before[folder]]
+    assert families(rewritten) == ["PerUserMusic", "UserTable"]
+    assert shard in rewritten
+    assert_deliverables_match(handmade / "notebook", pipeline.output_dir, pipeline.raw_dir)
+
+
+def test_warm_run_does_nothing(handmade, pipeline_in, tmp_path):
+    pipeline = pipeline_in(copy_raw(handmade, tmp_path))
+    pipeline.build_ok()
+    before = success_markers(pipeline.checkpoint_dir)
+    manifest = (pipeline.output_dir / "manifest.json").read_text()
+    result = pipeline.build_ok()
+    assert success_markers(pipeline.checkpoint_dir) == before
+    assert (pipeline.output_dir / "manifest.json").read_text() == manifest
+    assert "ran successfully" not in result.summary_text.replace(
+        "1 ran successfully:\n    - 1 BuildAll", ""
+    )
+
+
+def test_changed_genre_file_reruns_exactly_what_depends_on_it(handmade, pipeline_in, tmp_path):
+    pipeline = pipeline_in(copy_raw(handmade, tmp_path))
+    pipeline.build_ok()
+    before = success_markers(pipeline.checkpoint_dir)
+    genres = pipeline.raw_dir / "msd-MAGD-genreAssignment.cls"
+    genres.write_text(genres.read_text().replace("Pop_Rock", "Rock_Pop"))
+
+    pipeline.build_ok()
+    new = set(success_markers(pipeline.checkpoint_dir)) - set(before)
+    assert families(new) == sorted(
+        ["CleanSongs", "JoinPlays", "IndexMappings", "PlayMatrices", "SongTable", "UserTable"]
+        + ["PerUserMusic"] * 3
+    )
+    import pandas as pd
+
+    genres_out = pd.read_hdf(pipeline.output_dir / "song_df.h5", key="df")["genre"]
+    assert "Rock_Pop" in set(genres_out.dropna()) and "Pop_Rock" not in set(genres_out.dropna())
+
+
+def test_changed_scaling_reruns_only_music(handmade, pipeline_in, tmp_path):
+    pipeline = pipeline_in(copy_raw(handmade, tmp_path))
+    pipeline.build_ok()
+    before = success_markers(pipeline.checkpoint_dir)
+    pipeline.build_ok(music_scaling="zscore")
+    new = set(success_markers(pipeline.checkpoint_dir)) - set(before)
+    assert families(new) == sorted(["UserTable"] + ["PerUserMusic"] * 3)
+    assert all("music_scaling=zscore" in folder for folder in new if "PerUserMusic" in folder)
+
+
+def test_missing_raw_files_are_missing_data(tmp_path, pipeline_in):
+    raw_dir = tmp_path / "raw"
+    raw_dir.mkdir()
+    pipeline = pipeline_in(raw_dir)
+    result = pipeline.build()
+    assert result.status == LuigiStatusCode.MISSING_EXT
+    assert not pipeline.output_dir.exists() or not os.listdir(pipeline.output_dir)

@@ -1,0 +1,53 @@
+"""Per-user rows of one shard, and the merge that checks every user is there exactly once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from msd_tasks.join import Plays
+from msd_tasks.music import DIMENSIONS
+from msd_tasks.users import merge_user_rows, user_rows
+
+
+def plays(rows: list[tuple[int, int, int, bool]]) -> Plays:
+    users, songs, counts, train = zip(*rows, strict=True)
+    return Plays(
+        np.array(users, dtype=np.int32),
+        np.array(songs, dtype=np.int32),
+        np.array(counts, dtype=np.int32),
+        np.array(train, dtype=bool),
+    )
+
+
+VECTORS = np.array([[1.0, 0, 0, 0, 0], [0, 2.0, 0, 0, 0], [np.nan] * 5, [3.0, 3, 3, 3, 3]])
+
+
+def test_rows_per_user():
+    shard = plays(
+        [(7, 3, 2, True), (2, 1, 1, False), (7, 0, 2, True), (7, 2, 9, True), (2, 1, 3, False)]
+    )
+    table = user_rows(shard, VECTORS)
+    assert table.column("sparse_index").to_pylist() == [2, 7]
+    assert table.column("num_songs").to_pylist() == [2, 3]
+    assert table.column("is_test").to_pylist() == [True, False]
+    assert table.column("song_sparse_indices").to_pylist() == [[1, 1], [0, 2, 3]]
+    music = np.column_stack([table.column(name).to_numpy() for name in DIMENSIONS])
+    np.testing.assert_allclose(music[0], [0, 2, 0, 0, 0])
+    np.testing.assert_allclose(music[1], [2, 1.5, 1.5, 1.5, 1.5])  # NaN song 2 left out
+
+
+def test_one_train_play_makes_a_train_user():
+    table = user_rows(plays([(0, 0, 1, False), (0, 1, 1, True)]), VECTORS)
+    assert table.column("is_test").to_pylist() == [False]
+
+
+def test_merge_orders_shards_and_checks_completeness():
+    first = user_rows(plays([(0, 0, 1, True), (3, 1, 1, True)]), VECTORS)
+    second = user_rows(plays([(1, 0, 1, True), (2, 1, 1, True)]), VECTORS)
+    merged = merge_user_rows([first, second], 4)
+    assert merged.column("sparse_index").to_pylist() == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="shard is stale or missing"):
+        merge_user_rows([first], 4)
+    with pytest.raises(ValueError, match="shard is stale or missing"):
+        merge_user_rows([first, second, first], 4)

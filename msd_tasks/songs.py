@@ -28,7 +28,8 @@ def read_msd(path: Path) -> pd.DataFrame:
         keys = [key.lstrip("/") for key in store.keys()]  # noqa: SIM118
         if HDF_KEY not in keys:
             raise InputError(path, "HDF5 keys", f"a frame under key '{HDF_KEY}'", f"keys {keys}")
-        frame = store[HDF_KEY]
+        # select() reads fixed-format object columns with C pickle; store[key] uses a slow shim.
+        frame = store.select(HDF_KEY)
     missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
     if missing:
         raise InputError(

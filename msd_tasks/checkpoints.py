@@ -77,3 +77,24 @@ def parquet_metadata(path: Path) -> dict[str, object]:
         with contextlib.suppress(ValueError):
             decoded[key.decode()] = json.loads(value)
     return decoded
+
+
+def prune_generations(checkpoint_dir: Path, keep: int, in_use: set[Path]) -> list[Path]:
+    """Remove old checkpoint generations; returns what was removed.
+
+    A generation is a folder holding `_SUCCESS`; generations of the same task and parameters
+    share a parent. Per parent, the ones in use are kept, plus the newest others up to `keep`.
+    """
+    by_parent: dict[Path, list[Path]] = {}
+    for marker in Path(checkpoint_dir).rglob(SUCCESS):
+        by_parent.setdefault(marker.parent.parent, []).append(marker.parent)
+    in_use = {Path(path).resolve() for path in in_use}
+    removed = []
+    for generations in by_parent.values():
+        spare = [g for g in generations if g.resolve() not in in_use]
+        spare.sort(key=lambda folder: (folder / SUCCESS).stat().st_mtime_ns, reverse=True)
+        room = max(keep - (len(generations) - len(spare)), 0)
+        for folder in spare[room:]:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed

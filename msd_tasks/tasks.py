@@ -19,7 +19,14 @@ import numpy as np
 from luigi.task import flatten
 
 from msd_tasks import raw
-from msd_tasks.checkpoints import SUCCESS, atomic_folder, read_parquet, write_parquet
+from msd_tasks.checkpoints import (
+    SUCCESS,
+    atomic_folder,
+    parquet_metadata,
+    prune_generations,
+    read_parquet,
+    write_parquet,
+)
 from msd_tasks.config import paths, pipeline
 from msd_tasks.deliverables import (
     mapping_frame,
@@ -32,7 +39,7 @@ from msd_tasks.deliverables import (
 from msd_tasks.errors import MissingInputError
 from msd_tasks.join import join_plays, user_shards
 from msd_tasks.matrices import play_matrix, save_matrix
-from msd_tasks.music import FEATURES, song_vectors
+from msd_tasks.music import DIMENSIONS, FEATURES, song_vectors
 from msd_tasks.publish import publish
 from msd_tasks.songs import clean_songs, read_genres, read_msd
 from msd_tasks.stages import (
@@ -264,6 +271,14 @@ class PerUserMusic(PipelineTask):
         self.set_progress_percentage(30)
         self.set_status_message(f"scoring {len(plays):,} plays")
         rows = user_rows(plays, vectors)
+        featureless = np.isnan(vectors).any(axis=1)
+        music_missing = np.isnan(rows.column(DIMENSIONS[0]).to_numpy(zero_copy_only=False))
+        feature_stats = {
+            "users_with_featureless_songs": len(
+                np.unique(plays.user_index[featureless[plays.song_index]])
+            ),
+            "users_without_music": int(music_missing.sum()),
+        }
         self.set_progress_percentage(80)
         self.set_status_message(f"writing {rows.num_rows:,} users")
         with atomic_folder(self.folder()) as folder:
@@ -273,6 +288,7 @@ class PerUserMusic(PipelineTask):
                 USER_ROWS_SCHEMA,
                 written_by={"host": socket.gethostname(), "pid": os.getpid()},
                 plays=len(plays),
+                feature_stats=feature_stats,
             )
         self.set_progress_percentage(100)
         self.set_status_message(f"done: {rows.num_rows:,} users, {len(plays):,} plays")
@@ -293,9 +309,32 @@ class UserTable(PipelineTask):
         ]
         rows = merge_user_rows(shards, len(user_ids))
         del shards
+        stats = self.feature_stats()
+        if stats["users_with_featureless_songs"]:
+            logger.warning(
+                "%d songs have no audio features; left out of the MUSIC means of %d users, "
+                "%d of whom have no MUSIC (NaN)",
+                stats["songs_without_features"],
+                stats["users_with_featureless_songs"],
+                stats["users_without_music"],
+            )
         with atomic_folder(self.folder()) as folder:
             write_parquet(user_table(rows, user_ids), folder / "user_df.parquet")
             write_hdf(user_frame(rows, user_ids), folder / "user_df.h5")
+            (folder / "stats.json").write_text(json.dumps(stats))
+
+    def feature_stats(self) -> dict[str, int]:
+        """Songs without audio features and the users they touch, summed over the shards."""
+        stats = {"users_with_featureless_songs": 0, "users_without_music": 0}
+        for task in self.requires()["shards"]:
+            shard_stats = parquet_metadata(task.folder() / "user_rows.parquet")["feature_stats"]
+            for key in stats:
+                stats[key] += shard_stats[key]
+        songs = read_parquet(self.joined().folder() / "songs.parquet", ["catalog_row"])
+        catalog = read_parquet(self.songs().folder() / "songs.parquet", list(FEATURES))
+        features = np.column_stack([catalog.column(name).to_numpy() for name in FEATURES])
+        featureless = np.isnan(features).any(axis=1)[songs.column("catalog_row").to_numpy()]
+        return {"songs_without_features": int(featureless.sum()), **stats}
 
 
 DELIVERABLES = {
@@ -335,7 +374,16 @@ class Publish(PipelineTask):
         sources = {
             name: tasks[task.__name__].folder() / name for name, task in DELIVERABLES.items()
         }
-        joined_stats = json.loads((self.joined().folder() / "stats.json").read_text())
+        counts = {
+            **read_json(self.joined().folder() / "stats.json"),
+            **read_json(tasks["UserTable"].folder() / "stats.json"),
+            "skipped_lines": {
+                kind: read_json(self.clone(ImportTriplets, kind=kind).folder() / "stats.json")[
+                    "skipped_lines"
+                ]
+                for kind in raw.TRIPLET_KINDS
+            },
+        }
         publish(
             sources,
             Path(paths().output_dir),
@@ -347,9 +395,26 @@ class Publish(PipelineTask):
                     "music_scaling": self.music_scaling,
                     "n_shards": self.n_shards,
                 },
-                "counts": joined_stats,
+                "counts": counts,
             },
         )
+        removed = prune_generations(
+            Path(paths().checkpoint_dir), pipeline().keep_generations, graph_folders(self)
+        )
+        if removed:
+            logger.info("Removed %d old checkpoint generations", len(removed))
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def graph_folders(task: luigi.Task) -> set[Path]:
+    """The checkpoint folders of `task` and everything upstream of it."""
+    folders = {task.folder()} if isinstance(task, PipelineTask) else set()
+    for requirement in flatten(task.requires()):
+        folders |= graph_folders(requirement)
+    return folders
 
 
 class BuildAll(luigi.WrapperTask):

@@ -6,15 +6,19 @@ process, and the `luigi` command line in a subprocess as users run it.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from luigi.execution_summary import LuigiStatusCode
 
+from msd_tasks.music import FEATURES
 from msd_tasks.sample import write_sample
 from tests.deliverable_compare import assert_deliverables_match
 from tests.handmade_data import write_handmade
@@ -138,8 +142,6 @@ def test_changed_genre_file_reruns_exactly_what_depends_on_it(handmade, pipeline
         ["CleanSongs", "JoinPlays", "IndexMappings", "PlayMatrices", "SongTable", "UserTable"]
         + ["PerUserMusic"] * 3
     )
-    import pandas as pd
-
     genres_out = pd.read_hdf(pipeline.output_dir / "song_df.h5", key="df")["genre"]
     assert "Rock_Pop" in set(genres_out.dropna()) and "Pop_Rock" not in set(genres_out.dropna())
 
@@ -161,3 +163,48 @@ def test_missing_raw_files_are_missing_data(tmp_path, pipeline_in):
     result = pipeline.build()
     assert result.status == LuigiStatusCode.MISSING_EXT
     assert not pipeline.output_dir.exists() or not os.listdir(pipeline.output_dir)
+
+
+def test_old_generations_are_pruned(handmade, pipeline_in, tmp_path):
+    pipeline = pipeline_in(copy_raw(handmade, tmp_path))
+    genres = pipeline.raw_dir / "msd-MAGD-genreAssignment.cls"
+    for round_ in range(5):
+        genres.write_text(genres.read_text() + f"TRPRUNE{round_:011d}\tRap\n")
+        pipeline.build_ok()
+    generations = families(success_markers(pipeline.checkpoint_dir))
+    assert generations.count("CleanSongs") == 3  # keep_generations defaults to 3
+    assert generations.count("ImportTriplets") == 3  # one per file, never changed
+    assert generations.count("PerUserMusic") == 3 * 3
+
+
+def test_bad_line_fails_strict_and_is_counted_when_skipping(handmade, pipeline_in, tmp_path):
+    pipeline = pipeline_in(copy_raw(handmade, tmp_path))
+    train = pipeline.raw_dir / "train_triplets.txt"
+    lines = train.read_text().splitlines(keepends=True)
+    lines.insert(2, "only\ttwo\n")
+    train.write_text("".join(lines))
+
+    result = pipeline.build()
+    assert result.status == LuigiStatusCode.FAILED
+    assert not (pipeline.output_dir / "manifest.json").exists()
+
+    pipeline.build_ok(on_bad_lines="skip")
+    manifest = json.loads((pipeline.output_dir / "manifest.json").read_text())
+    assert manifest["counts"]["skipped_lines"] == {"train": 1, "visible": 0, "hidden": 0}
+    assert manifest["parameters"]["on_bad_lines"] == "skip"
+    assert_deliverables_match(handmade / "notebook", pipeline.output_dir, handmade / "raw")
+
+
+def test_featureless_songs_are_counted_in_the_manifest(handmade, pipeline_in, tmp_path):
+    pipeline = pipeline_in(copy_raw(handmade, tmp_path))
+    pipeline.build_ok()
+    counts = json.loads((pipeline.output_dir / "manifest.json").read_text())["counts"]
+    songs = pd.read_hdf(pipeline.output_dir / "song_df.h5", key="df")
+    users = pd.read_hdf(pipeline.output_dir / "user_df.h5", key="df")
+    featureless = songs.index[songs[list(FEATURES)].isna().any(axis=1)]
+    assert counts["songs_without_features"] == len(featureless) > 0
+    touched = users["song_sparse_indices"].map(lambda songs_: bool(set(songs_) & set(featureless)))
+    assert counts["users_with_featureless_songs"] == touched.sum() > 0
+    no_music = users["MUSIC"].map(lambda music: all(np.isnan(music)))
+    assert counts["users_without_music"] == no_music.sum() > 0
+    assert counts["users"] == len(users) and counts["songs"] == len(songs)

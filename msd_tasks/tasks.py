@@ -22,7 +22,6 @@ from msd_tasks import raw
 from msd_tasks.checkpoints import (
     SUCCESS,
     atomic_folder,
-    parquet_metadata,
     prune_generations,
     read_parquet,
     write_parquet,
@@ -41,6 +40,7 @@ from msd_tasks.join import join_plays, user_shards
 from msd_tasks.matrices import play_matrix, save_matrix
 from msd_tasks.music import DIMENSIONS, FEATURES, song_vectors
 from msd_tasks.publish import publish
+from msd_tasks.runstats import measured
 from msd_tasks.songs import clean_songs, read_genres, read_msd
 from msd_tasks.stages import (
     read_plays,
@@ -68,7 +68,11 @@ class RawFile(luigi.ExternalTask):
 
 
 class PipelineTask(luigi.Task):
-    """A stage with a checkpoint folder; complete when the folder and all upstream ones are."""
+    """A stage with a checkpoint folder; complete when the folder and all upstream ones are.
+
+    Subclasses implement `build(folder)`: write the checkpoint files into `folder` (a temporary
+    one, renamed into place when `build` returns) and return counts for `stats.json`.
+    """
 
     fingerprints = luigi.DictParameter(
         default={}, description="size:mtime of each raw file (BuildAll sets it; empty = stat now)"
@@ -103,6 +107,20 @@ class PipelineTask(luigi.Task):
         # Recursive: a deleted upstream checkpoint makes everything downstream of it rerun.
         return super().complete() and all(task.complete() for task in flatten(self.requires()))
 
+    def run(self):
+        with atomic_folder(self.folder()) as folder:
+            with measured() as run_stats:
+                stats = self.build(folder) or {}
+            (folder / "stats.json").write_text(json.dumps(stats, indent=1))
+            run = {"task": self.task_id, **run_stats.as_dict()}
+            (folder / "run.json").write_text(json.dumps(run, indent=1))
+
+    def build(self, folder: Path) -> dict | None:
+        raise NotImplementedError
+
+    def stats(self) -> dict:
+        return read_json(self.folder() / "stats.json")
+
     def joined(self) -> JoinPlays:
         return self.clone(JoinPlays)
 
@@ -118,13 +136,17 @@ class CleanSongs(PipelineTask):
     def requires(self):
         return [RawFile(key="msd"), RawFile(key="genres")]
 
-    def run(self):
-        root = paths().raw_dir
-        songs = clean_songs(
-            read_msd(raw.raw_path(root, "msd")), read_genres(raw.raw_path(root, "genres"))
-        )
-        with atomic_folder(self.folder()) as folder:
-            write_parquet(songs, folder / "songs.parquet")
+    def build(self, folder):
+        msd = read_msd(raw.raw_path(paths().raw_dir, "msd"))
+        genres = read_genres(raw.raw_path(paths().raw_dir, "genres"))
+        songs = clean_songs(msd, genres)
+        write_parquet(songs, folder / "songs.parquet")
+        return {
+            "msd_rows": len(msd),
+            "genre_lines": genres.num_rows,
+            "songs": songs.num_rows,
+            "songs_with_genre": songs.num_rows - songs.column("genre").null_count,
+        }
 
 
 class ImportTriplets(PipelineTask):
@@ -140,16 +162,18 @@ class ImportTriplets(PipelineTask):
     def requires(self):
         return RawFile(key=self.kind)
 
-    def run(self):
+    def build(self, folder):
         path = raw.raw_path(paths().raw_dir, self.kind)
         triplets = read_triplets(path, self.on_bad_lines)
         if triplets.skipped_lines:
             logger.warning("%s: skipped %d malformed lines", path, triplets.skipped_lines)
-        with atomic_folder(self.folder()) as folder:
-            write_triplets(triplets, folder)
-            (folder / "stats.json").write_text(
-                json.dumps({"skipped_lines": triplets.skipped_lines})
-            )
+        write_triplets(triplets, folder)
+        return {
+            "lines": len(triplets),
+            "skipped_lines": triplets.skipped_lines,
+            "users": len(triplets.user_ids),
+            "songs": len(triplets.song_ids),
+        }
 
 
 class JoinPlays(PipelineTask):
@@ -166,24 +190,20 @@ class JoinPlays(PipelineTask):
         imports = {kind: self.clone(ImportTriplets, kind=kind) for kind in raw.TRIPLET_KINDS}
         return {"songs": self.songs(), **imports}
 
-    def run(self):
+    def build(self, folder):
         inputs = self.requires()
         catalog_ids = read_parquet(inputs["songs"].folder() / "songs.parquet", ["song_id"])
         files = {kind: read_triplets_codes(inputs[kind].folder()) for kind in raw.TRIPLET_KINDS}
         joined = join_plays(catalog_ids.column("song_id").combine_chunks(), files)
         del files
-        shards = user_shards(joined.user_ids, self.n_shards)
-        stats = {
+        write_joined(joined, user_shards(joined.user_ids, self.n_shards), self.n_shards, folder)
+        return {
             "users": len(joined.user_ids),
             "songs": len(joined.song_ids),
             "visible_plays": len(joined.visible),
             "hidden_plays": len(joined.hidden),
             "hidden_only_users": joined.hidden_only_users,
         }
-        logger.info("JoinPlays: %s", stats)
-        with atomic_folder(self.folder()) as folder:
-            write_joined(joined, shards, self.n_shards, folder)
-            (folder / "stats.json").write_text(json.dumps(stats))
 
 
 class IndexMappings(PipelineTask):
@@ -192,13 +212,13 @@ class IndexMappings(PipelineTask):
     def requires(self):
         return self.joined()
 
-    def run(self):
-        folder_in = self.joined().folder()
-        users = read_parquet(folder_in / "users.parquet", ["user_id"]).column("user_id")
-        songs = read_parquet(folder_in / "songs.parquet", ["song_id"]).column("song_id")
-        with atomic_folder(self.folder()) as folder:
-            write_hdf(mapping_frame(users.combine_chunks(), "user_id"), folder / "user_mapping.h5")
-            write_hdf(mapping_frame(songs.combine_chunks(), "song_id"), folder / "song_mapping.h5")
+    def build(self, folder):
+        joined = self.joined().folder()
+        users = read_parquet(joined / "users.parquet", ["user_id"]).column("user_id")
+        songs = read_parquet(joined / "songs.parquet", ["song_id"]).column("song_id")
+        write_hdf(mapping_frame(users.combine_chunks(), "user_id"), folder / "user_mapping.h5")
+        write_hdf(mapping_frame(songs.combine_chunks(), "song_id"), folder / "song_mapping.h5")
+        return {"users": len(users), "songs": len(songs)}
 
 
 class PlayMatrices(PipelineTask):
@@ -207,28 +227,29 @@ class PlayMatrices(PipelineTask):
     def requires(self):
         return self.joined()
 
-    def run(self):
-        folder_in = self.joined().folder()
+    def build(self, folder):
+        joined = self.joined().folder()
         shape = (
-            read_parquet(folder_in / "songs.parquet", ["sparse_index"]).num_rows,
-            read_parquet(folder_in / "users.parquet", ["sparse_index"]).num_rows,
+            read_parquet(joined / "songs.parquet", ["sparse_index"]).num_rows,
+            read_parquet(joined / "users.parquet", ["sparse_index"]).num_rows,
         )
-        with atomic_folder(self.folder()) as folder:
-            for name, files in (
-                ("train_sparse.npz", sorted((folder_in / "visible").glob("shard-*.parquet"))),
-                ("test_sparse.npz", [folder_in / "hidden.parquet"]),
-            ):
-                plays = [read_plays(path) for path in files]
-                matrix = play_matrix(
-                    np.concatenate([p.song_index for p in plays]),
-                    np.concatenate([p.user_index for p in plays]),
-                    np.concatenate([p.play_count for p in plays]),
-                    shape,
-                )
-                del plays
-                with open(folder / name, "wb") as file:
-                    save_matrix(matrix, file)
-                del matrix
+        stats = {}
+        for name, files in (
+            ("train_sparse.npz", sorted((joined / "visible").glob("shard-*.parquet"))),
+            ("test_sparse.npz", [joined / "hidden.parquet"]),
+        ):
+            plays = [read_plays(path) for path in files]
+            matrix = play_matrix(
+                np.concatenate([p.song_index for p in plays]),
+                np.concatenate([p.user_index for p in plays]),
+                np.concatenate([p.play_count for p in plays]),
+                shape,
+            )
+            del plays
+            with open(folder / name, "wb") as file:
+                save_matrix(matrix, file)
+            stats[name.removesuffix("_sparse.npz") + "_nonzeros"] = int(matrix.nnz)
+        return stats
 
 
 class SongTable(PipelineTask):
@@ -237,7 +258,7 @@ class SongTable(PipelineTask):
     def requires(self):
         return {"joined": self.joined(), "songs": self.songs()}
 
-    def run(self):
+    def build(self, folder):
         mapping = read_parquet(self.joined().folder() / "songs.parquet")
         catalog = read_parquet(self.songs().folder() / "songs.parquet")
         songs = song_table(
@@ -245,9 +266,17 @@ class SongTable(PipelineTask):
             mapping.column("song_id").combine_chunks(),
             mapping.column("catalog_row").to_numpy(),
         )
-        with atomic_folder(self.folder()) as folder:
-            write_parquet(songs, folder / "song_df.parquet")
-            write_hdf(song_frame(songs), folder / "song_df.h5")
+        write_parquet(songs, folder / "song_df.parquet")
+        write_hdf(song_frame(songs), folder / "song_df.h5")
+        return {"songs": songs.num_rows}
+
+
+def song_music_vectors(joined: Path, songs: Path, scaling: str) -> np.ndarray:
+    """MUSIC vector per song sparse_index (NaN where features are missing)."""
+    catalog_rows = read_parquet(joined / "songs.parquet", ["catalog_row"]).column("catalog_row")
+    catalog = read_parquet(songs / "songs.parquet", list(FEATURES))
+    features = np.column_stack([catalog.column(name).to_numpy() for name in FEATURES])
+    return song_vectors(features, scaling)[catalog_rows.to_numpy()]
 
 
 class PerUserMusic(PipelineTask):
@@ -259,39 +288,32 @@ class PerUserMusic(PipelineTask):
     def requires(self):
         return {"joined": self.joined(), "songs": self.songs()}
 
-    def run(self):
+    def build(self, folder):
         self.set_status_message("reading plays and song features")
-        mapping = read_parquet(self.joined().folder() / "songs.parquet", ["catalog_row"])
-        catalog = read_parquet(self.songs().folder() / "songs.parquet", list(FEATURES))
-        features = np.column_stack([catalog.column(name).to_numpy() for name in FEATURES])
-        vectors = song_vectors(features, self.music_scaling)[
-            mapping.column("catalog_row").to_numpy()
-        ]
-        plays = read_plays(shard_file(self.joined().folder(), self.shard))
+        joined = self.joined().folder()
+        vectors = song_music_vectors(joined, self.songs().folder(), self.music_scaling)
+        plays = read_plays(shard_file(joined, self.shard))
         self.set_progress_percentage(30)
         self.set_status_message(f"scoring {len(plays):,} plays")
         rows = user_rows(plays, vectors)
-        featureless = np.isnan(vectors).any(axis=1)
-        music_missing = np.isnan(rows.column(DIMENSIONS[0]).to_numpy(zero_copy_only=False))
-        feature_stats = {
-            "users_with_featureless_songs": len(
-                np.unique(plays.user_index[featureless[plays.song_index]])
-            ),
-            "users_without_music": int(music_missing.sum()),
-        }
         self.set_progress_percentage(80)
         self.set_status_message(f"writing {rows.num_rows:,} users")
-        with atomic_folder(self.folder()) as folder:
-            write_parquet(
-                rows,
-                folder / "user_rows.parquet",
-                USER_ROWS_SCHEMA,
-                written_by={"host": socket.gethostname(), "pid": os.getpid()},
-                plays=len(plays),
-                feature_stats=feature_stats,
-            )
+        write_parquet(
+            rows,
+            folder / "user_rows.parquet",
+            USER_ROWS_SCHEMA,
+            written_by={"host": socket.gethostname(), "pid": os.getpid()},
+        )
+        featureless = np.isnan(vectors).any(axis=1)[plays.song_index]
+        music = rows.column(DIMENSIONS[0]).to_numpy(zero_copy_only=False)
         self.set_progress_percentage(100)
         self.set_status_message(f"done: {rows.num_rows:,} users, {len(plays):,} plays")
+        return {
+            "users": rows.num_rows,
+            "plays": len(plays),
+            "users_with_featureless_songs": len(np.unique(plays.user_index[featureless])),
+            "users_without_music": int(np.isnan(music).sum()),
+        }
 
 
 class UserTable(PipelineTask):
@@ -299,17 +321,26 @@ class UserTable(PipelineTask):
 
     def requires(self):
         shards = [self.clone(PerUserMusic, shard=shard) for shard in range(self.n_shards)]
-        return {"joined": self.joined(), "shards": shards}
+        return {"joined": self.joined(), "songs": self.songs(), "shards": shards}
 
-    def run(self):
-        users = read_parquet(self.joined().folder() / "users.parquet", ["user_id"])
-        user_ids = users.column("user_id").combine_chunks()
-        shards = [
-            read_parquet(task.folder() / "user_rows.parquet") for task in self.requires()["shards"]
-        ]
-        rows = merge_user_rows(shards, len(user_ids))
-        del shards
-        stats = self.feature_stats()
+    def build(self, folder):
+        joined = self.joined().folder()
+        user_ids = read_parquet(joined / "users.parquet", ["user_id"]).column("user_id")
+        user_ids = user_ids.combine_chunks()
+        shards = self.requires()["shards"]
+        rows = merge_user_rows(
+            [read_parquet(task.folder() / "user_rows.parquet") for task in shards], len(user_ids)
+        )
+        write_parquet(user_table(rows, user_ids), folder / "user_df.parquet")
+        write_hdf(user_frame(rows, user_ids), folder / "user_df.h5")
+        vectors = song_music_vectors(joined, self.songs().folder(), self.music_scaling)
+        stats = {
+            "songs_without_features": int(np.isnan(vectors).any(axis=1).sum()),
+            "users_with_featureless_songs": sum(
+                task.stats()["users_with_featureless_songs"] for task in shards
+            ),
+            "users_without_music": sum(task.stats()["users_without_music"] for task in shards),
+        }
         if stats["users_with_featureless_songs"]:
             logger.warning(
                 "%d songs have no audio features; left out of the MUSIC means of %d users, "
@@ -318,23 +349,7 @@ class UserTable(PipelineTask):
                 stats["users_with_featureless_songs"],
                 stats["users_without_music"],
             )
-        with atomic_folder(self.folder()) as folder:
-            write_parquet(user_table(rows, user_ids), folder / "user_df.parquet")
-            write_hdf(user_frame(rows, user_ids), folder / "user_df.h5")
-            (folder / "stats.json").write_text(json.dumps(stats))
-
-    def feature_stats(self) -> dict[str, int]:
-        """Songs without audio features and the users they touch, summed over the shards."""
-        stats = {"users_with_featureless_songs": 0, "users_without_music": 0}
-        for task in self.requires()["shards"]:
-            shard_stats = parquet_metadata(task.folder() / "user_rows.parquet")["feature_stats"]
-            for key in stats:
-                stats[key] += shard_stats[key]
-        songs = read_parquet(self.joined().folder() / "songs.parquet", ["catalog_row"])
-        catalog = read_parquet(self.songs().folder() / "songs.parquet", list(FEATURES))
-        features = np.column_stack([catalog.column(name).to_numpy() for name in FEATURES])
-        featureless = np.isnan(features).any(axis=1)[songs.column("catalog_row").to_numpy()]
-        return {"songs_without_features": int(featureless.sum()), **stats}
+        return stats
 
 
 DELIVERABLES = {
@@ -375,12 +390,11 @@ class Publish(PipelineTask):
             name: tasks[task.__name__].folder() / name for name, task in DELIVERABLES.items()
         }
         counts = {
-            **read_json(self.joined().folder() / "stats.json"),
-            **read_json(tasks["UserTable"].folder() / "stats.json"),
+            **self.joined().stats(),
+            **tasks["PlayMatrices"].stats(),
+            **tasks["UserTable"].stats(),
             "skipped_lines": {
-                kind: read_json(self.clone(ImportTriplets, kind=kind).folder() / "stats.json")[
-                    "skipped_lines"
-                ]
+                kind: self.clone(ImportTriplets, kind=kind).stats()["skipped_lines"]
                 for kind in raw.TRIPLET_KINDS
             },
         }

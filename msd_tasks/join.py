@@ -42,6 +42,7 @@ class JoinedPlays:
     visible: Plays  # train and visible-test plays: the train matrix and user_df
     hidden: Plays  # hidden-test plays: the test matrix
     hidden_only_users: int  # users dropped because only their hidden plays joined
+    mismatched_plays_dropped: int = 0  # plays of songs listed as song-to-track mismatches
 
 
 def sorted_positions(values: pa.Array) -> np.ndarray:
@@ -56,12 +57,15 @@ def sorted_positions(values: pa.Array) -> np.ndarray:
     return positions
 
 
-def join_plays(catalog_song_ids: pa.Array, files: dict[str, Triplets]) -> JoinedPlays:
+def join_plays(
+    catalog_song_ids: pa.Array, files: dict[str, Triplets], dropped_song_ids: pa.Array | None = None
+) -> JoinedPlays:
     """The notebook's inner join of all triplets with the catalogue, hidden-only users removed.
 
     files: triplets for "train", "visible" and "hidden". A play survives when its song is in the
     catalogue; a user survives when at least one of their train or visible plays survives (the
-    notebook removes users whose joined plays are all hidden).
+    notebook removes users whose joined plays are all hidden). Plays of `dropped_song_ids`
+    (known song-to-track mismatches) are dropped before the join and counted.
     """
     kinds = ("train", "visible", "hidden")
     user_offsets = np.cumsum([0] + [len(files[kind].user_ids) for kind in kinds])
@@ -71,10 +75,17 @@ def join_plays(catalog_song_ids: pa.Array, files: dict[str, Triplets]) -> Joined
     distinct_users = merged.dictionary
 
     joined = {}
+    dropped_plays = 0
     for offset, kind in zip(user_offsets, kinds, strict=False):
         triplets = files[kind]
         catalog_row_of_code = pc.index_in(triplets.song_ids, value_set=catalog_song_ids)
         catalog_row_of_code = catalog_row_of_code.fill_null(-1).to_numpy().astype(np.int32)
+        if dropped_song_ids is not None:
+            dropped = pc.is_in(triplets.song_ids, value_set=dropped_song_ids).to_numpy(
+                zero_copy_only=False
+            )
+            dropped_plays += int(dropped[triplets.song_code].sum())
+            catalog_row_of_code[dropped] = -1
         catalog_row = catalog_row_of_code[triplets.song_code]
         kept = np.flatnonzero(catalog_row >= 0)
         joined[kind] = (
@@ -125,6 +136,7 @@ def join_plays(catalog_song_ids: pa.Array, files: dict[str, Triplets]) -> Joined
         visible=plays(("train", "visible")),
         hidden=plays(("hidden",)),
         hidden_only_users=hidden_only_users,
+        mismatched_plays_dropped=dropped_plays,
     )
 
 

@@ -14,6 +14,8 @@ RAW_FILES = {
     "hidden": "EvalDataYear1MSDWebsite/year1_test_triplets_hidden.txt",
 }
 TRIPLET_KINDS = ("train", "visible", "hidden")
+# Read only when present and asked for (BuildAll --drop-mismatches).
+OPTIONAL_FILES = {"mismatches": "sid_mismatches.txt"}
 
 SOURCES = {
     "full_msd_with_audio_features.h5": "MSD metadata joined with Spotify audio features "
@@ -23,11 +25,12 @@ SOURCES = {
     "train_triplets.txt": "Echo Nest Taste Profile subset, http://millionsongdataset.com/tasteprofile/",
     "EvalDataYear1MSDWebsite/": "MSD Challenge year-1 test split, "
     "http://millionsongdataset.com/challenge/ (EvalDataYear1MSDWebsite.zip)",
+    "sid_mismatches.txt (optional)": "http://millionsongdataset.com/blog/12-2-12-fixing-matching-errors/",
 }
 
 
 def raw_path(raw_dir: str | Path, key: str) -> Path:
-    return Path(raw_dir) / RAW_FILES[key]
+    return Path(raw_dir) / {**RAW_FILES, **OPTIONAL_FILES}[key]
 
 
 def file_fingerprint(path: Path) -> str:
@@ -40,7 +43,9 @@ def file_fingerprint(path: Path) -> str:
 
 
 def fingerprints(raw_dir: str | Path) -> dict[str, str]:
-    return {key: file_fingerprint(raw_path(raw_dir, key)) for key in RAW_FILES}
+    return {
+        key: file_fingerprint(raw_path(raw_dir, key)) for key in {**RAW_FILES, **OPTIONAL_FILES}
+    }
 
 
 def digest(*parts: object) -> str:

@@ -6,6 +6,7 @@ Run `python -m msd_tasks.sample --out DIR [--scale S] [--seed N]`; scale 1.0 giv
 from __future__ import annotations
 
 import argparse
+import ast
 import functools
 import warnings
 from collections.abc import Iterable, Sequence
@@ -18,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from msd_tasks.raw import RAW_FILES
+from msd_tasks.raw import OPTIONAL_FILES, RAW_FILES
 
 H5_COLUMNS = [
     *("artist_mbid", "artist_name", "artist_playmeid", "release", "release_7digitalid"),
@@ -57,6 +58,7 @@ GENRE_COUNTS = {
 }
 
 # Real sizes, i.e. scale 1.0.
+REAL_MISMATCHES = 19_094  # lines of the MSD's sid_mismatches.txt
 REAL_H5_ROWS = 447_499
 REAL_H5_SONGS = 426_545
 REAL_GENRE_LINES = 422_714
@@ -707,7 +709,12 @@ def write_sample(out_dir: str | Path, scale: float = 0.001, seed: int = 0) -> di
     for eval_songs in write_eval(eval_rng, out, split, test_ids, universe):
         stats.add(eval_songs, universe.in_h5)
 
+    mismatches = write_mismatches(
+        np.random.default_rng([seed, 99]), out / OPTIONAL_FILES["mismatches"], frame, scale
+    )
+
     return {
+        "mismatch_lines": mismatches,
         "h5_rows": len(frame),
         "h5_songs": sizes.h5_songs,
         "h5_duplicate_song_rows": len(frame) - sizes.h5_songs,
@@ -726,6 +733,24 @@ def write_sample(out_dir: str | Path, scale: float = 0.001, seed: int = 0) -> di
         "test_hidden_only_users": split.hidden_only_users(universe.in_h5),
         "plays_in_h5_share": round(stats.h5_plays / stats.lines, 4),
     }
+
+
+def write_mismatches(
+    rng: np.random.Generator, path: Path, frame: pd.DataFrame, scale: float
+) -> int:
+    """sid_mismatches.txt: songs of the catalogue whose track match the MSD lists as wrong."""
+    rows = rng.choice(len(frame), min(len(frame), max(5, round(REAL_MISMATCHES * scale))), False)
+    lines = []
+    for row in np.sort(rows):
+        song, track, artist, title = (
+            ast.literal_eval(frame[column].iat[row]).decode("utf-8")
+            for column in ("song_id", "track_id", "artist_name", "title")
+        )
+        lines.append(
+            f"ERROR: <{song} {track}> {artist}  -  {title}  !=  Someone Else  -  {title}\n"
+        )
+    path.write_text("".join(lines), encoding="utf-8")
+    return len(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import luigi
 import numpy as np
+import pyarrow as pa
 from luigi.task import flatten
 
 from msd_tasks import raw
@@ -38,6 +39,7 @@ from msd_tasks.deliverables import (
 from msd_tasks.errors import MissingInputError
 from msd_tasks.join import join_plays, user_shards
 from msd_tasks.matrices import play_matrix, save_matrix
+from msd_tasks.mismatches import read_mismatched_songs
 from msd_tasks.music import DIMENSIONS, FEATURES, song_vectors
 from msd_tasks.publish import publish
 from msd_tasks.runstats import measured
@@ -84,6 +86,9 @@ class PipelineTask(luigi.Task):
         choices=["raw", "zscore"], default="raw", description="Audio features before MUSIC"
     )
     n_shards = luigi.IntParameter(default=8, description="User-hash shards of PerUserMusic")
+    drop_mismatches = luigi.BoolParameter(
+        default=False, description="Drop plays of songs listed in sid_mismatches.txt"
+    )
 
     own_parameters: tuple[str, ...] = ()  # parameters that shape this task's own output
     raw_inputs: tuple[str, ...] = ()  # raw files this task reads itself
@@ -184,7 +189,11 @@ class JoinPlays(PipelineTask):
     is_train), visible plays split by the user's shard.
     """
 
-    own_parameters = ("n_shards",)
+    own_parameters = ("n_shards", "drop_mismatches")
+
+    @property
+    def raw_inputs(self):
+        return ("mismatches",) if self.drop_mismatches else ()
 
     def requires(self):
         imports = {kind: self.clone(ImportTriplets, kind=kind) for kind in raw.TRIPLET_KINDS}
@@ -194,7 +203,9 @@ class JoinPlays(PipelineTask):
         inputs = self.requires()
         catalog_ids = read_parquet(inputs["songs"].folder() / "songs.parquet", ["song_id"])
         files = {kind: read_triplets_codes(inputs[kind].folder()) for kind in raw.TRIPLET_KINDS}
-        joined = join_plays(catalog_ids.column("song_id").combine_chunks(), files)
+        joined = join_plays(
+            catalog_ids.column("song_id").combine_chunks(), files, self.mismatched_songs()
+        )
         del files
         write_joined(joined, user_shards(joined.user_ids, self.n_shards), self.n_shards, folder)
         return {
@@ -203,7 +214,18 @@ class JoinPlays(PipelineTask):
             "visible_plays": len(joined.visible),
             "hidden_plays": len(joined.hidden),
             "hidden_only_users": joined.hidden_only_users,
+            "mismatched_plays_dropped": joined.mismatched_plays_dropped,
         }
+
+    def mismatched_songs(self) -> pa.Array | None:
+        """Songs whose plays to drop: none unless asked for and sid_mismatches.txt exists."""
+        path = raw.raw_path(paths().raw_dir, "mismatches")
+        if not self.drop_mismatches:
+            return None
+        if not path.exists():
+            logger.warning("--drop-mismatches: %s not found, no plays dropped", path)
+            return None
+        return read_mismatched_songs(path)
 
 
 class IndexMappings(PipelineTask):
@@ -408,6 +430,7 @@ class Publish(PipelineTask):
                     "on_bad_lines": self.on_bad_lines,
                     "music_scaling": self.music_scaling,
                     "n_shards": self.n_shards,
+                    "drop_mismatches": self.drop_mismatches,
                 },
                 "counts": counts,
             },
@@ -440,6 +463,9 @@ class BuildAll(luigi.WrapperTask):
     music_scaling = luigi.ChoiceParameter(
         choices=["raw", "zscore"], default="raw", description="Audio features before MUSIC"
     )
+    drop_mismatches = luigi.BoolParameter(
+        default=False, description="Drop plays of songs listed in sid_mismatches.txt"
+    )
 
     def requires(self):
         missing = raw.missing_files(paths().raw_dir)
@@ -449,5 +475,6 @@ class BuildAll(luigi.WrapperTask):
             fingerprints=raw.fingerprints(paths().raw_dir),
             on_bad_lines=self.on_bad_lines,
             music_scaling=self.music_scaling,
+            drop_mismatches=self.drop_mismatches,
             n_shards=pipeline().n_shards,
         )

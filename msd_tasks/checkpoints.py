@@ -9,11 +9,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -21,8 +24,25 @@ SUCCESS = "_SUCCESS"
 
 
 def _temporary_sibling(path: Path) -> Path:
-    # A leading dot keeps half-written files out of pyarrow datasets and most globs.
-    return path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    # A leading dot keeps half-written files out of pyarrow datasets and most globs; host and
+    # pid let a later run tell a killed writer's leftovers from a live writer's work.
+    owner = f"{socket.gethostname()}-{os.getpid()}"
+    return path.with_name(f".{path.name}.tmp-{owner}-{uuid.uuid4().hex[:8]}")
+
+
+def remove_orphan_temporaries(root: Path) -> list[Path]:
+    """Remove temporaries under `root` left by writers on this host that no longer run."""
+    pattern = re.compile(rf"^\..*\.tmp-{re.escape(socket.gethostname())}-(\d+)-[0-9a-f]{{8}}$")
+    removed = []
+    for path in Path(root).rglob(".*.tmp-*"):
+        match = pattern.match(path.name)
+        if match and not psutil.pid_exists(int(match.group(1))):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 @contextlib.contextmanager

@@ -25,6 +25,7 @@ from msd_tasks.checkpoints import (
     atomic_folder,
     prune_generations,
     read_parquet,
+    remove_orphan_temporaries,
     write_parquet,
 )
 from msd_tasks.config import paths, pipeline
@@ -438,8 +439,11 @@ class Publish(PipelineTask):
         removed = prune_generations(
             Path(paths().checkpoint_dir), pipeline().keep_generations, graph_folders(self)
         )
+        removed += remove_orphan_temporaries(Path(paths().checkpoint_dir))
         if removed:
-            logger.info("Removed %d old checkpoint generations", len(removed))
+            logger.info(
+                "Removed %d old checkpoint generations and orphan temporaries", len(removed)
+            )
 
 
 def read_json(path: Path) -> dict:

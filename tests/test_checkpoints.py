@@ -1,0 +1,100 @@
+"""Atomic files and folders, generation pruning and orphan cleanup, on real files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pyarrow as pa
+import pytest
+
+from msd_tasks.checkpoints import (
+    SUCCESS,
+    atomic_file,
+    atomic_folder,
+    parquet_metadata,
+    prune_generations,
+    read_parquet,
+    remove_orphan_temporaries,
+    write_parquet,
+)
+
+
+def test_atomic_file_appears_only_when_complete(tmp_path):
+    target = tmp_path / "sub" / "out.txt"
+    with atomic_file(target) as temporary:
+        temporary.write_text("half")
+        assert not target.exists()
+        assert temporary.name.startswith(".out.txt.tmp-")
+    assert target.read_text() == "half"
+    assert os.listdir(target.parent) == ["out.txt"]
+
+
+def test_failed_atomic_file_leaves_the_previous_content(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_file(target) as temporary:
+        temporary.write_text("new")
+        raise RuntimeError("crash")
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["out.txt"]
+
+
+def test_atomic_folder_marks_success_last_and_replaces_whole(tmp_path):
+    target = tmp_path / "Task" / "gen"
+    with atomic_folder(target) as folder:
+        (folder / "a.txt").write_text("1")
+    assert sorted(os.listdir(target)) == [SUCCESS, "a.txt"]
+    with atomic_folder(target) as folder:
+        (folder / "b.txt").write_text("2")
+    assert sorted(os.listdir(target)) == [SUCCESS, "b.txt"]
+    with pytest.raises(ValueError), atomic_folder(target) as folder:
+        (folder / "c.txt").write_text("3")
+        raise ValueError("crash")
+    assert sorted(os.listdir(target)) == [SUCCESS, "b.txt"]
+    assert os.listdir(target.parent) == ["gen"]
+
+
+def test_parquet_round_trip_casts_to_schema_and_keeps_metadata(tmp_path):
+    schema = pa.schema([pa.field("a", pa.int32(), nullable=False), pa.field("b", pa.string())])
+    table = pa.table({"b": ["x", None], "a": [1, 2]})
+    write_parquet(table, tmp_path / "t.parquet", schema, written_by={"pid": 7})
+    back = read_parquet(tmp_path / "t.parquet")
+    assert back.schema.names == ["a", "b"]
+    assert back.schema.field("a").type == pa.int32()
+    assert back.column("b").to_pylist() == ["x", None]
+    assert parquet_metadata(tmp_path / "t.parquet")["written_by"] == {"pid": 7}
+
+
+def test_prune_keeps_generations_in_use_and_the_newest(tmp_path):
+    generations = []
+    for index in range(5):
+        folder = tmp_path / "Task" / "p=1" / f"g{index}"
+        folder.mkdir(parents=True)
+        (folder / SUCCESS).write_text("")
+        os.utime(folder / SUCCESS, ns=(index * 10**9, index * 10**9))
+        generations.append(folder)
+    removed = prune_generations(tmp_path, keep=3, in_use={generations[0]})
+    assert sorted(path.name for path in removed) == ["g1", "g2"]
+    assert sorted(os.listdir(tmp_path / "Task" / "p=1")) == ["g0", "g3", "g4"]
+
+
+def test_orphan_temporaries_of_dead_writers_are_removed(tmp_path):
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_pid = int(dead.stdout)
+    with atomic_folder(tmp_path / "Task" / "gen") as live:
+        live_name = live.name
+        orphan = tmp_path / "Task" / live_name.replace(f"-{os.getpid()}-", f"-{dead_pid}-")
+        orphan.mkdir()
+        (orphan / "half.parquet").write_text("partial")
+        foreign = tmp_path / "Task" / ".gen.tmp-otherhost-1-0123abcd"
+        foreign.mkdir()
+        removed = remove_orphan_temporaries(tmp_path)
+        assert removed == [orphan]
+        assert live.exists() and foreign.exists() and not orphan.exists()

@@ -3,15 +3,14 @@
 `luigi --module msd_tasks BuildAll` finds the tasks here.
 """
 
+from msd_tasks.build import BuildAll, Publish
 from msd_tasks.tasks import (
-    BuildAll,
     CleanSongs,
     ImportTriplets,
     IndexMappings,
     JoinPlays,
     PerUserMusic,
     PlayMatrices,
-    Publish,
     SongTable,
     UserTable,
 )

@@ -23,12 +23,10 @@ from msd_tasks import raw
 from msd_tasks.checkpoints import (
     SUCCESS,
     atomic_folder,
-    prune_generations,
     read_parquet,
-    remove_orphan_temporaries,
     write_parquet,
 )
-from msd_tasks.config import paths, pipeline
+from msd_tasks.config import paths
 from msd_tasks.deliverables import (
     mapping_frame,
     song_frame,
@@ -37,12 +35,10 @@ from msd_tasks.deliverables import (
     user_table,
     write_hdf,
 )
-from msd_tasks.errors import MissingInputError
 from msd_tasks.join import join_plays, user_shards
 from msd_tasks.matrices import play_matrix, save_matrix
 from msd_tasks.mismatches import read_mismatched_songs
 from msd_tasks.music import DIMENSIONS, FEATURES, song_vectors
-from msd_tasks.publish import publish
 from msd_tasks.runstats import measured
 from msd_tasks.songs import clean_songs, read_genres, read_msd
 from msd_tasks.stages import (
@@ -375,110 +371,5 @@ class UserTable(PipelineTask):
         return stats
 
 
-DELIVERABLES = {
-    "user_mapping.h5": IndexMappings,
-    "song_mapping.h5": IndexMappings,
-    "train_sparse.npz": PlayMatrices,
-    "test_sparse.npz": PlayMatrices,
-    "song_df.h5": SongTable,
-    "user_df.h5": UserTable,
-    "song_df.parquet": SongTable,
-    "user_df.parquet": UserTable,
-}
-
-
-class Publish(PipelineTask):
-    """The deliverables in `[paths] output_dir`, replaced together, then manifest.json."""
-
-    def requires(self):
-        families = sorted({task.__name__: task for task in DELIVERABLES.values()}.items())
-        return {name: self.clone(task) for name, task in families}
-
-    def output(self):
-        return luigi.LocalTarget(str(Path(paths().output_dir) / "manifest.json"))
-
-    def complete(self) -> bool:
-        manifest = Path(self.output().path)
-        if not manifest.exists():
-            return False
-        try:
-            build = json.loads(manifest.read_text()).get("build")
-        except ValueError:
-            return False
-        return build == self.folder().name and all(t.complete() for t in flatten(self.requires()))
-
-    def run(self):
-        tasks = self.requires()
-        sources = {
-            name: tasks[task.__name__].folder() / name for name, task in DELIVERABLES.items()
-        }
-        counts = {
-            **self.joined().stats(),
-            **tasks["PlayMatrices"].stats(),
-            **tasks["UserTable"].stats(),
-            "skipped_lines": {
-                kind: self.clone(ImportTriplets, kind=kind).stats()["skipped_lines"]
-                for kind in raw.TRIPLET_KINDS
-            },
-        }
-        publish(
-            sources,
-            Path(paths().output_dir),
-            build=self.folder().name,
-            details={
-                "fingerprints": self.raw_fingerprints(),
-                "parameters": {
-                    "on_bad_lines": self.on_bad_lines,
-                    "music_scaling": self.music_scaling,
-                    "n_shards": self.n_shards,
-                    "drop_mismatches": self.drop_mismatches,
-                },
-                "counts": counts,
-            },
-        )
-        removed = prune_generations(
-            Path(paths().checkpoint_dir), pipeline().keep_generations, graph_folders(self)
-        )
-        removed += remove_orphan_temporaries(Path(paths().checkpoint_dir))
-        if removed:
-            logger.info(
-                "Removed %d old checkpoint generations and orphan temporaries", len(removed)
-            )
-
-
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
-
-
-def graph_folders(task: luigi.Task) -> set[Path]:
-    """The checkpoint folders of `task` and everything upstream of it."""
-    folders = {task.folder()} if isinstance(task, PipelineTask) else set()
-    for requirement in flatten(task.requires()):
-        folders |= graph_folders(requirement)
-    return folders
-
-
-class BuildAll(luigi.WrapperTask):
-    """Everything, from the raw files in `[paths] raw_dir` to the deliverables in `output_dir`."""
-
-    on_bad_lines = luigi.ChoiceParameter(
-        choices=["error", "skip"], default="error", description="Malformed triplet lines"
-    )
-    music_scaling = luigi.ChoiceParameter(
-        choices=["raw", "zscore"], default="raw", description="Audio features before MUSIC"
-    )
-    drop_mismatches = luigi.BoolParameter(
-        default=False, description="Drop plays of songs listed in sid_mismatches.txt"
-    )
-
-    def requires(self):
-        missing = raw.missing_files(paths().raw_dir)
-        if missing:
-            logger.error("%s", MissingInputError(missing, raw.SOURCES))
-        return Publish(
-            fingerprints=raw.fingerprints(paths().raw_dir),
-            on_bad_lines=self.on_bad_lines,
-            music_scaling=self.music_scaling,
-            drop_mismatches=self.drop_mismatches,
-            n_shards=pipeline().n_shards,
-        )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -208,3 +209,21 @@ def test_featureless_songs_are_counted_in_the_manifest(handmade, pipeline_in, tm
     no_music = users["MUSIC"].map(lambda music: all(np.isnan(music)))
     assert counts["users_without_music"] == no_music.sum() > 0
     assert counts["users"] == len(users) and counts["songs"] == len(songs)
+
+
+def test_build_all_writes_the_report_of_its_build(handmade, pipeline_in, tmp_path):
+    pipeline = pipeline_in(copy_raw(handmade, tmp_path))
+    pipeline.build_ok(music_scaling="zscore")
+    manifest = json.loads((pipeline.output_dir / "manifest.json").read_text())
+    report = json.loads((pipeline.output_dir / "report" / "report.json").read_text())
+    assert report["build"] == manifest["build"]
+    users = pd.read_hdf(pipeline.output_dir / "user_mapping.h5", key="df")
+    songs = pd.read_hdf(pipeline.output_dir / "song_mapping.h5", key="df")
+    assert report["numbers"]["funnel.users"] == len(users)
+    assert report["numbers"]["funnel.song_index"] == len(songs)
+    families_run = {task["family"] for task in report["run"]["tasks"]}
+    assert {"CleanSongs", "JoinPlays", "PerUserMusic", "UserTable"} <= families_run
+    html = (pipeline.output_dir / "report" / "index.html").read_text()
+    assert "zscore" in html
+    for image in re.findall(r'<img src="([^"]+)"', html):
+        assert (pipeline.output_dir / "report" / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

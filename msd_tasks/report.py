@@ -1,0 +1,558 @@
+"""The build report: one self-contained HTML page with PNG plots, and report.json with its numbers.
+
+Every data-derived number on the page carries a `data-key` and is repeated under that key in JSON.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import html
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from msd_tasks.music import DIMENSIONS
+
+REQUIRED_FACTS = ("build", "funnel", "tasks", "fingerprints", "parameters", "warnings")
+DELIVERABLES = ("manifest.json", "user_df.parquet", "song_df.parquet", "train_sparse.npz")
+NO_GENRE = "(none)"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+BINS = 50
+DPI = 100
+WIDTH = 8.0  # inches
+# Shown decimals of each distribution statistic (0: an integer).
+DISTRIBUTION_DECIMALS = {
+    "count": 0,
+    "zeros": 0,
+    "min": 0,
+    "median": 1,
+    "mean": 2,
+    "max": 0,
+    "total": 0,
+}
+MUSIC_DECIMALS = {"count": 0, "mean": 3, "std": 3, "min": 3, "median": 3, "max": 3}
+CORRELATION_DECIMALS = 3
+SCALING_NOTES = {
+    "raw": "audio features used as they are",
+    "zscore": "each audio feature z-scored over the songs before the MUSIC mapping",
+}
+DISTRIBUTIONS = {  # key: (title, x label, y label)
+    "plays_per_user": ("Plays per user", "num_songs of user_df", "users"),
+    "listeners_per_song": ("Listeners per song", "users with a train play of the song", "songs"),
+    "play_counts": ("Play counts", "play_count of a train_sparse entry", "entries"),
+}
+STYLE = """
+body { font-family: sans-serif; margin: 2em auto; max-width: 60em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+code { font-size: 90%; word-break: break-all; }
+.scaling { background: #fff3cd; border: 1px solid #e0c068; padding: 0.5em 1em; }
+img { max-width: 100%; display: block; }
+"""
+
+
+class ReportError(ValueError):
+    """Facts or deliverables the report cannot be built from."""
+
+
+@dataclass
+class Numbers:
+    """The page's data-derived numbers (key -> value) and the decimals each is shown with."""
+
+    values: dict[str, int | float | None] = field(default_factory=dict)
+    decimals: dict[str, int] = field(default_factory=dict)
+
+    def add(self, key: str, value: float | None, decimals: int = 0) -> None:
+        if key in self.values:
+            raise ReportError(f"two numbers of the report have the key {key!r}")
+        if value is None or not np.isfinite(value):
+            self.values[key] = None
+        else:
+            self.values[key] = (
+                round(float(value)) if decimals == 0 else round(float(value), decimals)
+            )
+        self.decimals[key] = decimals
+
+    def shown(self, key: str) -> str:
+        value = self.values[key]
+        return "n/a" if value is None else f"{value:,.{self.decimals[key]}f}"
+
+    def cell(self, key: str) -> str:
+        return f'<td class="num" data-key="{esc(key)}">{esc(self.shown(key))}</td>'
+
+
+@dataclass
+class Deliverables:
+    """What the report reads from the deliverables: plain arrays, nothing downsampled."""
+
+    plays_per_user: np.ndarray
+    listeners_per_song: np.ndarray
+    play_counts: np.ndarray
+    genres: list[tuple[str, int]]  # most songs first
+    music: np.ndarray  # users x 5, NaN where a user has no MUSIC score
+
+
+def esc(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+# --- checks and reading --------------------------------------------------------------------
+
+
+def is_count(value: object) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool) and value >= 0
+
+
+def check_facts(facts: Mapping) -> None:
+    """Raise ReportError unless `facts` has every section, each in the expected shape."""
+    missing = [name for name in REQUIRED_FACTS if name not in facts]
+    if missing:
+        raise ReportError(f"facts lack {', '.join(missing)}; expected {', '.join(REQUIRED_FACTS)}")
+    if not facts["funnel"]:
+        raise ReportError("facts['funnel'] has no stages")
+    for stage in facts["funnel"]:
+        if not (
+            isinstance(stage, Mapping)
+            and isinstance(stage.get("key"), str)
+            and is_count(stage.get("count"))
+        ):
+            raise ReportError(f"funnel stage {stage!r}: expected a key, a count >= 0 and a label")
+    for task in facts["tasks"]:
+        if not (
+            isinstance(task, Mapping)
+            and isinstance(task.get("wall_seconds"), Real)
+            and is_count(task.get("peak_rss_bytes"))
+            and "task" in task
+        ):
+            raise ReportError(f"task {task!r}: expected task, family, wall_seconds, peak_rss_bytes")
+    if "music_scaling" not in facts["parameters"]:
+        raise ReportError("facts['parameters'] lacks music_scaling")
+
+
+def check_output_dir(output_dir: Path, build: str) -> None:
+    """Raise ReportError unless output_dir holds the deliverables of `build`."""
+    absent = [name for name in DELIVERABLES if not (output_dir / name).is_file()]
+    if absent:
+        raise ReportError(f"{output_dir}: missing deliverables {', '.join(absent)}")
+    published = json.loads((output_dir / "manifest.json").read_text()).get("build")
+    if published != build:
+        raise ReportError(f"{output_dir} holds build {published!r}, not {build!r}")
+
+
+def read_deliverables(output_dir: Path) -> Deliverables:
+    users = pq.read_table(output_dir / "user_df.parquet", columns=["num_songs", *DIMENSIONS])
+    genres = pq.read_table(output_dir / "song_df.parquet", columns=["genre"]).column("genre")
+    counted = pc.value_counts(genres.fill_null(NO_GENRE)).to_pylist()
+    with np.load(output_dir / "train_sparse.npz") as train:  # only the arrays needed
+        if train["format"].item() != b"csr":
+            raise ReportError(f"{output_dir / 'train_sparse.npz'}: expected a CSR matrix")
+        listeners = np.diff(train["indptr"])
+        play_counts = train["data"]
+    return Deliverables(
+        plays_per_user=users.column("num_songs").to_numpy(),
+        listeners_per_song=listeners,
+        play_counts=play_counts,
+        genres=sorted(((g["values"], g["counts"]) for g in counted), key=lambda g: (-g[1], g[0])),
+        music=np.column_stack(
+            [users.column(name).to_numpy(zero_copy_only=False) for name in DIMENSIONS]
+        ).astype(np.float64),
+    )
+
+
+# --- numbers -------------------------------------------------------------------------------
+
+
+def distribution_stats(values: np.ndarray) -> dict[str, float | None]:
+    if values.size == 0:
+        return {"count": 0, "zeros": 0} | dict.fromkeys(("min", "median", "mean", "max", "total"))
+    return {
+        "count": values.size,
+        "zeros": values.size - int(np.count_nonzero(values)),
+        "min": float(values.min()),
+        "median": float(np.median(values)),
+        "mean": float(values.mean(dtype=np.float64)),
+        "max": float(values.max()),
+        "total": float(values.sum(dtype=np.float64)),
+    }
+
+
+def music_stats(column: np.ndarray) -> dict[str, float | None]:
+    known = column[~np.isnan(column)]
+    if known.size == 0:
+        return {"count": 0} | dict.fromkeys(("mean", "std", "min", "median", "max"))
+    return {
+        "count": known.size,
+        "mean": float(known.mean()),
+        "std": float(known.std()),
+        "min": float(known.min()),
+        "median": float(np.median(known)),
+        "max": float(known.max()),
+    }
+
+
+def music_correlation(music: np.ndarray) -> np.ndarray:
+    """5x5 Pearson correlations over the users with all five scores (NaN where undefined)."""
+    complete = music[~np.isnan(music).any(axis=1)]
+    if len(complete) < 2:
+        return np.full((len(DIMENSIONS), len(DIMENSIONS)), np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.corrcoef(complete, rowvar=False)
+
+
+def collect_numbers(facts: Mapping, data: Deliverables, correlation: np.ndarray) -> Numbers:
+    numbers = Numbers()
+    for stage in facts["funnel"]:
+        numbers.add(f"funnel.{stage['key']}", stage["count"])
+    for name in DISTRIBUTIONS:
+        for stat, value in distribution_stats(getattr(data, name)).items():
+            numbers.add(f"{name}.{stat}", value, DISTRIBUTION_DECIMALS[stat])
+    for genre, count in data.genres:
+        numbers.add(f"genre.{genre}", count)
+    numbers.add("music.users_without_music", int(np.isnan(data.music).any(axis=1).sum()))
+    for index, dimension in enumerate(DIMENSIONS):
+        for stat, value in music_stats(data.music[:, index]).items():
+            numbers.add(f"music.{dimension}.{stat}", value, MUSIC_DECIMALS[stat])
+        for other, value in zip(DIMENSIONS, correlation[index], strict=True):
+            numbers.add(f"music_corr.{dimension}.{other}", value, CORRELATION_DECIMALS)
+    for task in facts["tasks"]:
+        numbers.add(f"tasks.{task['task']}.wall_seconds", task["wall_seconds"], 2)
+        numbers.add(f"tasks.{task['task']}.peak_mb", task["peak_rss_bytes"] / 1e6)
+    numbers.add("run.tasks", len(facts["tasks"]))
+    numbers.add("run.total_wall_seconds", sum(t["wall_seconds"] for t in facts["tasks"]), 2)
+    numbers.add(
+        "run.max_peak_mb", max((t["peak_rss_bytes"] for t in facts["tasks"]), default=0) / 1e6
+    )
+    return numbers
+
+
+def report_json(facts: Mapping, output_dir: Path, numbers: Numbers, figures: list[str]) -> dict:
+    """The machine-readable report: the flat `numbers` plus the same numbers by section."""
+    values = numbers.values
+
+    def section(prefix: str) -> dict:
+        return {k.removeprefix(prefix): v for k, v in values.items() if k.startswith(prefix)}
+
+    return {
+        "build": facts["build"],
+        "generated_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "output_dir": str(output_dir),
+        "numbers": values,
+        "funnel": [
+            {"key": s["key"], "label": s.get("label", s["key"]), "count": s["count"]}
+            for s in facts["funnel"]
+        ],
+        "distributions": {name: section(f"{name}.") for name in DISTRIBUTIONS},
+        "genres": section("genre."),
+        "music": {
+            "scaling": facts["parameters"]["music_scaling"],
+            "users_without_music": values["music.users_without_music"],
+            "stats": {d: section(f"music.{d}.") for d in DIMENSIONS},
+            "correlation": {d: section(f"music_corr.{d}.") for d in DIMENSIONS},
+        },
+        "run": {
+            "tasks": [
+                {
+                    "task": t["task"],
+                    "family": t.get("family", ""),
+                    "wall_seconds": values[f"tasks.{t['task']}.wall_seconds"],
+                    "peak_mb": values[f"tasks.{t['task']}.peak_mb"],
+                }
+                for t in facts["tasks"]
+            ],
+            "total_wall_seconds": values["run.total_wall_seconds"],
+            "max_peak_mb": values["run.max_peak_mb"],
+        },
+        "fingerprints": dict(facts["fingerprints"]),
+        "parameters": dict(facts["parameters"]),
+        "warnings": [str(w) for w in facts["warnings"]],
+        "figures": figures,
+    }
+
+
+# --- figures -------------------------------------------------------------------------------
+# Figures are drawn on their own Agg canvas, without pyplot: no global backend switch, no figure
+# registry to leak into, safe in any process or thread that runs the task.
+
+
+def new_figure(width: float, height: float) -> Figure:
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def save_figure(figure: Figure, path: Path) -> str:
+    """Write `figure` as PNG at `path` (errors propagate) and check that a PNG came out."""
+    figure.savefig(path, format="png", dpi=DPI)
+    with open(path, "rb") as file:
+        if file.read(len(PNG_SIGNATURE)) != PNG_SIGNATURE:
+            raise ReportError(f"{path}: matplotlib did not write a PNG")
+    return path.name
+
+
+def funnel_figure(funnel: list[Mapping]) -> Figure:
+    counts = np.array([stage["count"] for stage in funnel], dtype=np.float64)
+    figure = new_figure(WIDTH, 0.35 * len(funnel) + 1.2)
+    axes = figure.subplots()
+    positions = np.arange(len(funnel))
+    axes.barh(positions, np.where(counts > 0, counts, np.nan), color="#4878a8")
+    axes.set_xscale("log")
+    axes.set_xlim(0.5, max(counts.max(initial=1.0), 1.0) * 8)
+    for position, count in zip(positions, counts, strict=True):
+        axes.text(max(count, 0.6) * 1.1, position, f"{count:,.0f}", va="center", fontsize=8)
+    axes.set_yticks(
+        positions, [stage.get("label", stage["key"]) for stage in funnel], parse_math=False
+    )
+    axes.invert_yaxis()
+    axes.set_xlabel("count (log scale)")
+    axes.set_title("Funnel: from the raw files to the matrices")
+    return figure
+
+
+def log_histogram_figure(values: np.ndarray, title: str, xlabel: str, ylabel: str) -> Figure:
+    """Histogram of the positive values on log-log axes, bins at half-integers (counts are ints)."""
+    figure = new_figure(WIDTH, 3.2)
+    axes = figure.subplots()
+    positive = values[values > 0]
+    if positive.size:
+        top = float(positive.max())
+        edges = np.unique(np.round(np.geomspace(1.0, top + 1.0, BINS + 1))) - 0.5
+        if float(positive.min()) < 0.5:  # not integer counts: widen the first bin
+            edges[0] = float(positive.min())
+        counts, edges = np.histogram(positive, bins=edges)
+        axes.stairs(counts, edges, fill=True, color="#4878a8")
+        axes.set_xscale("log")
+        axes.set_yscale("log")
+    zeros = values.size - positive.size
+    note = f" ({zeros:,} zeros not shown)" if zeros else ""
+    axes.set_title(f"{title}: {values.size:,} values{note}")
+    axes.set_xlabel(f"{xlabel} (log scale)")
+    axes.set_ylabel(f"{ylabel} (log scale)")
+    return figure
+
+
+def genre_figure(genres: list[tuple[str, int]]) -> Figure:
+    figure = new_figure(WIDTH, 0.3 * len(genres) + 1.2)
+    axes = figure.subplots()
+    positions = np.arange(len(genres))
+    axes.barh(positions, [count for _, count in genres], color="#4878a8")
+    axes.set_yticks(positions, [genre for genre, _ in genres], parse_math=False)
+    axes.invert_yaxis()
+    axes.set_xlabel("songs")
+    axes.set_title("Songs per genre (song_df)")
+    return figure
+
+
+def music_histograms_figure(music: np.ndarray, scaling: str) -> Figure:
+    figure = new_figure(WIDTH * 1.4, 2.6)
+    axes = figure.subplots(1, len(DIMENSIONS), sharey=True)
+    for index, (dimension, ax) in enumerate(zip(DIMENSIONS, axes, strict=True)):
+        column = music[:, index]
+        ax.hist(column[~np.isnan(column)], bins=BINS, color="#4878a8")
+        ax.set_title(dimension)
+    axes[0].set_ylabel("users")
+    figure.suptitle(f"MUSIC scores per user (music_scaling = {scaling}, NaN left out)")
+    return figure
+
+
+def correlation_figure(correlation: np.ndarray) -> Figure:
+    figure = new_figure(5.5, 4.5)
+    axes = figure.subplots()
+    image = axes.imshow(correlation, cmap="RdBu_r", vmin=-1.0, vmax=1.0)
+    ticks = np.arange(len(DIMENSIONS))
+    axes.set_xticks(ticks, DIMENSIONS, rotation=45, ha="right")
+    axes.set_yticks(ticks, DIMENSIONS)
+    for (row, column), value in np.ndenumerate(correlation):
+        label = "n/a" if np.isnan(value) else f"{value:.3f}"
+        color = "white" if abs(value) > 0.6 else "black"  # NaN compares False: black
+        axes.text(column, row, label, ha="center", va="center", fontsize=8, color=color)
+    figure.colorbar(image, ax=axes)
+    axes.set_title("Correlation of the MUSIC scores")
+    return figure
+
+
+def draw_figures(
+    facts: Mapping, data: Deliverables, correlation: np.ndarray, folder: Path
+) -> list[str]:
+    """Draw and save every figure, one at a time; returns the PNG file names."""
+    scaling = str(facts["parameters"]["music_scaling"])
+    figures = [
+        ("funnel", funnel_figure, (facts["funnel"],)),
+        *[
+            (name, log_histogram_figure, (getattr(data, name), *labels))
+            for name, labels in DISTRIBUTIONS.items()
+        ],
+        ("genres", genre_figure, (data.genres,)),
+        ("music", music_histograms_figure, (data.music, scaling)),
+        ("music_corr", correlation_figure, (correlation,)),
+    ]
+    return [save_figure(draw(*args), folder / f"{name}.png") for name, draw, args in figures]
+
+
+# --- the page ------------------------------------------------------------------------------
+
+
+def table(headers: list[str], rows: list[str]) -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join(f"<tr>{row}</tr>\n" for row in rows)
+    return f"<table>\n<tr>{head}</tr>\n{body}</table>\n"
+
+
+def image(name: str, alt: str) -> str:
+    return f'<img src="{esc(name)}" alt="{esc(alt)}">\n'
+
+
+def funnel_section(facts: Mapping, numbers: Numbers) -> str:
+    rows = [
+        f"<td>{esc(s.get('label', s['key']))}</td><td><code>{esc(s['key'])}</code></td>"
+        + numbers.cell(f"funnel.{s['key']}")
+        for s in facts["funnel"]
+    ]
+    return (
+        "<h2>Funnel</h2>\n"
+        + table(["stage", "key", "count"], rows)
+        + image("funnel.png", "funnel, log scale")
+    )
+
+
+def distributions_section(numbers: Numbers) -> str:
+    parts = ["<h2>Distributions</h2>\n"]
+    for name, (title, xlabel, _) in DISTRIBUTIONS.items():
+        cells = "".join(numbers.cell(f"{name}.{stat}") for stat in DISTRIBUTION_DECIMALS)
+        parts += [
+            f"<h3>{esc(title)}</h3>\n<p>{esc(xlabel)}</p>\n",
+            table(list(DISTRIBUTION_DECIMALS), [cells]),
+            image(f"{name}.png", f"{title}, log-log histogram"),
+        ]
+    return "".join(parts)
+
+
+def genre_section(data: Deliverables, numbers: Numbers) -> str:
+    rows = [f"<td>{esc(genre)}</td>" + numbers.cell(f"genre.{genre}") for genre, _ in data.genres]
+    return (
+        "<h2>Genres</h2>\n"
+        + table(["genre", "songs"], rows)
+        + image("genres.png", "songs per genre")
+    )
+
+
+def music_section(scaling: str, numbers: Numbers) -> str:
+    stats = [
+        f"<td>{esc(d)}</td>" + "".join(numbers.cell(f"music.{d}.{s}") for s in MUSIC_DECIMALS)
+        for d in DIMENSIONS
+    ]
+    correlations = [
+        f"<th>{esc(d)}</th>" + "".join(numbers.cell(f"music_corr.{d}.{o}") for o in DIMENSIONS)
+        for d in DIMENSIONS
+    ]
+    return (
+        f"<h2>MUSIC scores (music_scaling = {esc(scaling)})</h2>\n"
+        "<p>Users without a MUSIC score (NaN, left out below): "
+        f'<span data-key="music.users_without_music">'
+        f"{esc(numbers.shown('music.users_without_music'))}</span></p>\n"
+        + table(["dimension", *MUSIC_DECIMALS], stats)
+        + image("music.png", "histograms of the five MUSIC scores")
+        + "<h3>Correlations (users with all five scores)</h3>\n"
+        + table(["", *DIMENSIONS], correlations)
+        + image("music_corr.png", "correlation matrix of the MUSIC scores")
+    )
+
+
+def run_section(facts: Mapping, numbers: Numbers) -> str:
+    tasks = [
+        f"<td><code>{esc(t['task'])}</code></td><td>{esc(t.get('family', ''))}</td>"
+        + numbers.cell(f"tasks.{t['task']}.wall_seconds")
+        + numbers.cell(f"tasks.{t['task']}.peak_mb")
+        for t in facts["tasks"]
+    ]
+    tasks.append(
+        f'<th colspan="2">all <span data-key="run.tasks">{esc(numbers.shown("run.tasks"))}</span>'
+        " tasks: wall seconds summed, peak memory the largest</th>"
+        + numbers.cell("run.total_wall_seconds")
+        + numbers.cell("run.max_peak_mb")
+    )
+    pairs = {
+        name: [f"<td>{esc(k)}</td><td><code>{esc(v)}</code></td>" for k, v in facts[name].items()]
+        for name in ("fingerprints", "parameters")
+    }
+    warnings = "".join(f"<li>{esc(w)}</li>\n" for w in facts["warnings"])
+    return (
+        "<h2>The run</h2>\n"
+        + table(["task", "family", "wall seconds", "peak MB (10^6 bytes)"], tasks)
+        + "<h3>Parameters</h3>\n"
+        + table(["parameter", "value"], pairs["parameters"])
+        + "<h3>Input fingerprints (size:mtime)</h3>\n"
+        + table(["input", "fingerprint"], pairs["fingerprints"])
+        + "<h3>Warnings</h3>\n"
+        + (f"<ul>\n{warnings}</ul>\n" if warnings else "<p>none</p>\n")
+    )
+
+
+def page(facts: Mapping, report: dict, data: Deliverables, numbers: Numbers) -> str:
+    scaling = str(facts["parameters"]["music_scaling"])
+    note = SCALING_NOTES.get(scaling, "")
+    title = f"MSD build {facts['build']}"
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{esc(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+        f"<h1>{esc(title)}</h1>\n"
+        f"<p>Deliverables in <code>{esc(report['output_dir'])}</code>, "
+        f"report generated {esc(report['generated_at'])}.</p>\n"
+        f'<p class="scaling">MUSIC scaling: <strong>{esc(scaling)}</strong>'
+        f"{esc(f' ({note})' if note else '')}</p>\n"
+        + funnel_section(facts, numbers)
+        + distributions_section(numbers)
+        + genre_section(data, numbers)
+        + music_section(scaling, numbers)
+        + run_section(facts, numbers)
+        + "</body>\n</html>\n"
+    )
+
+
+@contextlib.contextmanager
+def staged_folder(path: Path) -> Iterator[Path]:
+    """Yield an empty sibling folder; on success it replaces `path` whole, on failure it goes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    staging.mkdir()
+    try:
+        yield staging
+        previous = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
+        if path.exists():
+            os.rename(path, previous)
+        os.rename(staging, path)
+        shutil.rmtree(previous, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def render_report(facts: dict, output_dir: Path, report_dir: Path) -> dict:
+    """Write report_dir/index.html, its PNGs and report.json from `facts` and the deliverables.
+
+    Raises ReportError for incomplete facts or deliverables; any failure leaves report_dir as it
+    was. Returns the report.json content.
+    """
+    output_dir, report_dir = Path(output_dir), Path(report_dir)
+    check_facts(facts)
+    check_output_dir(output_dir, facts["build"])
+    data = read_deliverables(output_dir)
+    correlation = music_correlation(data.music)
+    numbers = collect_numbers(facts, data, correlation)
+    with staged_folder(report_dir) as staging:
+        figures = draw_figures(facts, data, correlation, staging)
+        report = report_json(facts, output_dir, numbers, figures)
+        (staging / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
+        (staging / "index.html").write_text(page(facts, report, data, numbers), encoding="utf-8")
+    return report

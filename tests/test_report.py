@@ -1,0 +1,267 @@
+"""The build report on real small builds: every number on the page recomputed from the deliverables.
+
+The expected numbers come from the `.h5` and `.npz` deliverables (the report reads the parquet
+copies), with pandas, numpy and scipy, rounded as the page shows them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+from html.parser import HTMLParser
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from msd_tasks.music import DIMENSIONS
+from msd_tasks.report import ReportError, render_report
+from msd_tasks.sample import write_sample
+from tests.handmade_data import write_handmade
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+VOID_TAGS = {"meta", "img", "br", "hr", "link", "input"}
+FUNNEL_KEYS = (
+    "songs",
+    "visible_plays",
+    "hidden_plays",
+    "mismatched_plays_dropped",
+    "hidden_only_users",
+    "users",
+    "train_nonzeros",
+    "test_nonzeros",
+)
+HOSTILE_WARNING = '<script>alert("x")</script> & 3 songs'
+
+
+class Page(HTMLParser):
+    """A page's text of each data-key element, its src/href references and its tag balance."""
+
+    def __init__(self, text: str):
+        super().__init__(convert_charrefs=True)
+        self.numbers: dict[str, str] = {}
+        self.images: list[str] = []
+        self.references: list[str] = []
+        self.tags: set[str] = set()
+        self.unbalanced: list[str] = []
+        self.text: list[str] = []
+        self._open: list[str] = []
+        self._key: str | None = None
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        self.tags.add(tag)
+        if tag not in VOID_TAGS:
+            self._open.append(tag)
+        self.references += [attributes[name] for name in ("src", "href") if name in attributes]
+        if tag == "img":
+            self.images.append(attributes["src"])
+        if "data-key" in attributes:
+            assert attributes["data-key"] not in self.numbers, attributes["data-key"]
+            self._key = attributes["data-key"]
+            self.numbers[self._key] = ""
+
+    def handle_endtag(self, tag):
+        if not self._open or self._open.pop() != tag:
+            self.unbalanced.append(tag)
+        self._key = None
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._key is not None:
+            self.numbers[self._key] += data
+
+    def number(self, key: str) -> float | None:
+        shown = self.numbers[key]
+        return None if shown == "n/a" else float(shown.replace(",", ""))
+
+
+def task_facts(checkpoint_dir: Path) -> list[dict]:
+    """The run.json of every checkpoint, as the lead's task passes them."""
+    tasks = []
+    for path in sorted(checkpoint_dir.glob("**/run.json")):
+        run = json.loads(path.read_text())
+        tasks.append(
+            {
+                "task": run["task"],
+                "family": path.relative_to(checkpoint_dir).parts[0],
+                "wall_seconds": run["wall_seconds"],
+                "peak_rss_bytes": run["peak_rss_bytes"],
+            }
+        )
+    return tasks
+
+
+def facts_for(pipeline, warnings: list[str]) -> dict:
+    manifest = json.loads((pipeline.output_dir / "manifest.json").read_text())
+    counts = manifest["counts"]
+    return {
+        "build": manifest["build"],
+        "funnel": [
+            {"key": key, "label": key.replace("_", " "), "count": counts[key]}
+            for key in FUNNEL_KEYS
+            if key in counts
+        ],
+        "tasks": task_facts(pipeline.checkpoint_dir),
+        "fingerprints": manifest["fingerprints"],
+        "parameters": manifest["parameters"],
+        "warnings": warnings,
+    }
+
+
+def expected_numbers(output_dir: Path, facts: dict) -> dict[str, float | None]:
+    """The page's numbers recomputed from the .h5/.npz deliverables, rounded as shown."""
+    users = pd.read_hdf(output_dir / "user_df.h5", key="df")
+    songs = pd.read_hdf(output_dir / "song_df.h5", key="df")
+    train = sp.load_npz(output_dir / "train_sparse.npz").tocsr()
+    test = sp.load_npz(output_dir / "test_sparse.npz")
+    listeners = train.getnnz(axis=1)
+    music = np.array(users["MUSIC"].tolist(), dtype=np.float64)
+    complete = music[~np.isnan(music).any(axis=1)]
+    correlation = np.corrcoef(complete.T)
+    tasks = facts["tasks"]
+    expected = {
+        "funnel.users": len(users),
+        "funnel.songs": len(songs),
+        "funnel.train_nonzeros": train.nnz,
+        "funnel.test_nonzeros": test.nnz,
+        "funnel.mismatched_plays_dropped": 0,
+        "plays_per_user.count": len(users),
+        "plays_per_user.median": round(float(users["num_songs"].median()), 1),
+        "plays_per_user.mean": round(float(users["num_songs"].mean()), 2),
+        "plays_per_user.max": int(users["num_songs"].max()),
+        "plays_per_user.total": int(users["num_songs"].sum()),
+        "listeners_per_song.count": train.shape[0],
+        "listeners_per_song.zeros": int((listeners == 0).sum()),
+        "listeners_per_song.median": round(float(np.median(listeners)), 1),
+        "listeners_per_song.max": int(listeners.max()),
+        "play_counts.count": train.nnz,
+        "play_counts.median": round(float(np.median(train.data)), 1),
+        "play_counts.max": int(train.data.max()),
+        "play_counts.total": int(train.data.astype(np.int64).sum()),
+        "music.users_without_music": len(music) - len(complete),
+        "run.tasks": len(tasks),
+        "run.total_wall_seconds": round(sum(t["wall_seconds"] for t in tasks), 2),
+        "run.max_peak_mb": round(max(t["peak_rss_bytes"] for t in tasks) / 1e6),
+    }
+    for genre, count in songs["genre"].fillna("(none)").value_counts().items():
+        expected[f"genre.{genre}"] = int(count)
+    for i, dimension in enumerate(DIMENSIONS):
+        expected[f"music.{dimension}.mean"] = round(float(np.nanmean(music[:, i])), 3)
+        expected[f"music.{dimension}.count"] = int((~np.isnan(music[:, i])).sum())
+        for j, other in enumerate(DIMENSIONS):
+            expected[f"music_corr.{dimension}.{other}"] = round(float(correlation[i, j]), 3)
+    for task in tasks:
+        expected[f"tasks.{task['task']}.wall_seconds"] = round(task["wall_seconds"], 2)
+    return expected
+
+
+def assert_png(path: Path) -> None:
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE, path
+    length, chunk, width, height = struct.unpack(">I4sII", data[8:24])
+    assert (length, chunk) == (13, b"IHDR") and width > 100 and height > 100, path
+    assert matplotlib.image.imread(path).shape[:2] == (height, width)
+
+
+@pytest.mark.parametrize(
+    ("raw", "scaling", "warnings"),
+    [
+        ("sample", "raw", ["11 songs have no audio features", HOSTILE_WARNING]),
+        ("handmade", "zscore", []),
+    ],
+)
+def test_report_numbers_match_the_deliverables(pipeline_in, tmp_path, raw, scaling, warnings):
+    raw_dir = tmp_path / "raw"
+    if raw == "sample":
+        write_sample(raw_dir, scale=0.0005, seed=3)
+    else:
+        write_handmade(raw_dir)
+    pipeline = pipeline_in(raw_dir)
+    pipeline.build_ok(music_scaling=scaling)
+    facts = facts_for(pipeline, warnings)
+    report_dir = tmp_path / "report"
+
+    returned = render_report(facts, pipeline.output_dir, report_dir)
+
+    text = (report_dir / "index.html").read_text(encoding="utf-8")
+    page = Page(text)
+    assert page.unbalanced == []
+    assert not page.tags & {"script", "link", "iframe", "object"}
+    assert "http://" not in text and "https://" not in text and "url(" not in text
+    assert all("://" not in ref and not ref.startswith(("/", "//")) for ref in page.references)
+    assert len(page.images) == 7
+    assert sorted(page.images) == sorted(p.name for p in report_dir.glob("*.png"))
+    for name in page.images:
+        assert_png(report_dir / name)
+
+    expected = expected_numbers(pipeline.output_dir, facts)
+    shown = {key: page.number(key) for key in expected}
+    assert shown == expected
+    assert {k for k in page.numbers if k.startswith("genre.")} == {
+        k for k in expected if k.startswith("genre.")
+    }
+
+    report = json.loads((report_dir / "report.json").read_text())
+    assert report == returned
+    assert report["numbers"].keys() == page.numbers.keys()
+    assert {key: page.number(key) for key in page.numbers} == report["numbers"]
+    assert report["parameters"]["music_scaling"] == scaling
+    assert report["warnings"] == warnings
+
+    words = " ".join(" ".join(page.text).split())
+    assert f"MUSIC scaling: {scaling}" in words
+    assert f"MUSIC scores (music_scaling = {scaling})" in words
+    if warnings:
+        assert "<script>" not in text and HOSTILE_WARNING in page.text
+    else:
+        assert "Warnings none" in words
+
+
+@pytest.fixture
+def built(pipeline_in, tmp_path):
+    write_handmade(tmp_path / "raw")
+    pipeline = pipeline_in(tmp_path / "raw")
+    pipeline.build_ok()
+    return pipeline
+
+
+def test_missing_deliverable_raises_and_keeps_the_previous_report(built, tmp_path):
+    facts = facts_for(built, [])
+    report_dir = tmp_path / "report"
+    report_dir.mkdir()
+    (report_dir / "stale.txt").write_text("from an older report")
+    render_report(facts, built.output_dir, report_dir)
+    assert not (report_dir / "stale.txt").exists()  # replaced whole
+    before = {p.name: p.read_bytes() for p in report_dir.iterdir()}
+
+    broken = tmp_path / "broken"
+    shutil.copytree(built.output_dir, broken)
+    (broken / "user_df.parquet").unlink()
+    with pytest.raises(ReportError, match=r"user_df\.parquet"):
+        render_report(facts, broken, report_dir)
+
+    assert {p.name: p.read_bytes() for p in report_dir.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".report")) == []
+
+
+def test_bad_facts_raise_clear_errors(built, tmp_path):
+    facts = facts_for(built, [])
+    report_dir = tmp_path / "report"
+    cases = {
+        "funnel": {k: v for k, v in facts.items() if k != "funnel"},
+        "count >= 0": facts | {"funnel": [{"key": "users", "label": "users", "count": -1}]},
+        "music_scaling": facts | {"parameters": {"n_shards": 3}},
+        "holds build": facts | {"build": "not-this-build"},
+    }
+    for message, bad in cases.items():
+        with pytest.raises(ReportError, match=message):
+            render_report(bad, built.output_dir, report_dir)
+    assert not report_dir.exists()
+    assert list(tmp_path.glob(".report*")) == []

@@ -1,0 +1,122 @@
+"""Smoke test of `python -m benchmarks.bench` at a tiny scale, run as users run it."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import scipy.sparse
+
+REPO = Path(__file__).resolve().parents[1]
+SCALE = "0.001"
+FAMILIES = [
+    "CleanSongs",
+    "ImportTriplets",
+    "JoinPlays",
+    "IndexMappings",
+    "PlayMatrices",
+    "SongTable",
+    "PerUserMusic",
+    "UserTable",
+    "Publish",
+]
+NUMBER = r"([0-9][0-9,]*\.?[0-9]*)"
+
+
+def run_bench(root: Path, *extra: str) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable, "-m", "benchmarks.bench", "--scale", SCALE,
+        "--data-dir", str(root / "data"), "--markdown", str(root / "RESULTS.md"), *extra,
+    ]  # fmt: skip
+    return subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("bench")
+    done = run_bench(root, "--vs-notebook")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root
+
+
+def markdown_row(markdown: str, first_cell: str) -> list[str]:
+    """The cells of the first markdown table row whose first cell starts with `first_cell`."""
+    for line in markdown.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0].startswith(first_cell):
+            return cells
+    raise AssertionError(f"no table row starting with {first_cell!r}")
+
+
+def numbers(value):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key != "returncode":
+                yield from numbers(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from numbers(item)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        yield value
+
+
+def test_markdown_holds_every_table(bench):
+    markdown = (bench / "RESULTS.md").read_text()
+    produced = re.search(r"^Produced by `(python -m benchmarks\.bench [^`]*)`", markdown, re.M)
+    assert produced and "--vs-notebook" in produced.group(1).split()
+    for family in FAMILIES:
+        row = markdown_row(markdown, family)
+        assert re.fullmatch(NUMBER, row[3]), row  # summed wall seconds
+    assert markdown_row(markdown, "PerUserMusic")[1] == "8"
+    summary = markdown_row(markdown, SCALE)
+    assert float(summary[2]) > 0  # cold wall seconds
+    warm = markdown_row(markdown, "BuildAll warm")
+    assert float(warm[1]) > 0 and warm[3] == "ran no task"
+    ratio = markdown_row(markdown, "wall: notebook / BuildAll cold")
+    assert re.fullmatch(NUMBER + "x", ratio[1]), ratio
+
+
+def test_json_numbers_are_positive(bench):
+    results = json.loads((bench / "RESULTS.json").read_text())
+    (scale,) = results["scales"]
+    for run in ("generation", "cold", "warm", "notebook"):
+        assert scale[run]["returncode"] == 0
+    values = list(numbers(results))
+    assert len(values) > 50
+    assert all(value > 0 for value in values)
+    assert {task["name"].split()[0] for task in scale["tasks"]} >= set(FAMILIES)
+
+
+def test_reported_counts_equal_the_outputs(bench):
+    outputs = json.loads((bench / "RESULTS.json").read_text())["scales"][0]["outputs"]
+    folder = bench / "data" / f"scale-{SCALE}" / "output"
+    users = pq.read_metadata(folder / "user_df.parquet").num_rows
+    songs = pq.read_metadata(folder / "song_df.parquet").num_rows
+    train = scipy.sparse.load_npz(folder / "train_sparse.npz")
+    test = scipy.sparse.load_npz(folder / "test_sparse.npz")
+    assert (outputs["users"], outputs["songs"]) == (users, songs)
+    assert outputs["train_shape"] == outputs["test_shape"] == [songs, users]
+    assert (outputs["train_nnz"], outputs["test_nnz"]) == (train.nnz, test.nnz)
+    markdown = (bench / "RESULTS.md").read_text()
+    assert markdown_row(markdown, "users")[1] == f"{users:,}"
+    assert markdown_row(markdown, "train_sparse.npz nonzeros")[1] == f"{train.nnz:,}"
+
+
+def test_failed_build_fails_loudly(bench, tmp_path):
+    raw_dir = tmp_path / "raw"
+    shutil.copytree(bench / "data" / f"scale-{SCALE}" / "raw", raw_dir)
+    with open(raw_dir / "train_triplets.txt", "a") as file:
+        file.write("a user\tSOAAAAAAAAAAAAAAAA\tnot a count\n")
+    done = run_bench(tmp_path, "--raw-dir-for", f"{SCALE}={raw_dir}")
+    assert done.returncode != 0
+    assert "BuildAll (cold" in done.stderr and "exited with 30" in done.stderr
+    assert "train_triplets.txt" in done.stderr  # the tail of Luigi's log names the bad file
+    assert not (tmp_path / "RESULTS.md").exists()

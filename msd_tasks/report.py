@@ -287,8 +287,23 @@ def report_json(facts: Mapping, output_dir: Path, numbers: Numbers, figures: lis
 # registry to leak into, safe in any process or thread that runs the task.
 
 
-def new_figure(width: float, height: float) -> Figure:
-    figure = Figure(figsize=(width, height), layout="constrained")
+def new_figure(
+    width: float,
+    height: float,
+    left: float = 0.8,
+    bottom: float = 0.6,
+    right: float = 0.25,
+    top: float = 0.45,
+) -> Figure:
+    """A figure with fixed margins in inches: constrained layout tripled the drawing time."""
+    figure = Figure(figsize=(width, height))
+    figure.subplots_adjust(
+        left=left / width,
+        right=1 - right / width,
+        bottom=bottom / height,
+        top=1 - top / height,
+        wspace=0.15,
+    )
     FigureCanvasAgg(figure)
     return figure
 
@@ -304,7 +319,7 @@ def save_figure(figure: Figure, path: Path) -> str:
 
 def funnel_figure(funnel: list[Mapping]) -> Figure:
     counts = np.array([stage["count"] for stage in funnel], dtype=np.float64)
-    figure = new_figure(WIDTH, 0.35 * len(funnel) + 1.2)
+    figure = new_figure(WIDTH, 0.35 * len(funnel) + 1.2, left=3.0)
     axes = figure.subplots()
     positions = np.arange(len(funnel))
     axes.barh(positions, np.where(counts > 0, counts, np.nan), color="#4878a8")
@@ -344,7 +359,7 @@ def log_histogram_figure(values: np.ndarray, title: str, xlabel: str, ylabel: st
 
 
 def genre_figure(genres: list[tuple[str, int]]) -> Figure:
-    figure = new_figure(WIDTH, 0.3 * len(genres) + 1.2)
+    figure = new_figure(WIDTH, 0.3 * len(genres) + 1.2, left=1.5)
     axes = figure.subplots()
     positions = np.arange(len(genres))
     axes.barh(positions, [count for _, count in genres], color="#4878a8")
@@ -356,7 +371,7 @@ def genre_figure(genres: list[tuple[str, int]]) -> Figure:
 
 
 def music_histograms_figure(music: np.ndarray, scaling: str) -> Figure:
-    figure = new_figure(WIDTH * 1.4, 2.6)
+    figure = new_figure(WIDTH * 1.4, 2.6, top=0.7)
     axes = figure.subplots(1, len(DIMENSIONS), sharey=True)
     for index, (dimension, ax) in enumerate(zip(DIMENSIONS, axes, strict=True)):
         column = music[:, index]
@@ -368,7 +383,7 @@ def music_histograms_figure(music: np.ndarray, scaling: str) -> Figure:
 
 
 def correlation_figure(correlation: np.ndarray) -> Figure:
-    figure = new_figure(5.5, 4.5)
+    figure = new_figure(5.5, 4.5, left=1.3, bottom=1.2, right=0.1)
     axes = figure.subplots()
     image = axes.imshow(correlation, cmap="RdBu_r", vmin=-1.0, vmax=1.0)
     ticks = np.arange(len(DIMENSIONS))

@@ -227,3 +227,29 @@ def test_build_all_writes_the_report_of_its_build(handmade, pipeline_in, tmp_pat
     assert "zscore" in html
     for image in re.findall(r'<img src="([^"]+)"', html):
         assert (pipeline.output_dir / "report" / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_missing_raw_files_exit_20_and_list_every_path(handmade, tmp_path):
+    raw_dir = copy_raw(handmade, tmp_path)
+    (raw_dir / "train_triplets.txt").unlink()
+    shutil.rmtree(raw_dir / "EvalDataYear1MSDWebsite")
+    command = [
+        sys.executable, "-m", "luigi", "--module", "msd_tasks", "BuildAll", "--local-scheduler",
+        "--paths-raw-dir", str(raw_dir),
+        "--paths-checkpoint-dir", str(tmp_path / "checkpoints"),
+        "--paths-output-dir", str(tmp_path / "out"),
+    ]  # fmt: skip
+    repo = Path(__file__).resolve().parent.parent  # its luigi.cfg sets the exit codes
+    done = subprocess.run(
+        command, cwd=repo, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 20, done.stderr[-2000:]
+    assert "3 raw input file(s) missing" in done.stderr
+    for name in (
+        "train_triplets.txt",
+        "year1_test_triplets_visible.txt",
+        "year1_test_triplets_hidden.txt",
+    ):
+        assert name in done.stderr
+    assert "millionsongdataset.com/tasteprofile" in done.stderr
+    assert not (tmp_path / "out").exists()

@@ -73,10 +73,10 @@ def read_triplets(path: Path, on_bad_lines: str = "error") -> Triplets:
 
 def _read(path: Path, invalid_row_handler=None) -> pa.Table:
     """Parse with pyarrow; play counts are read as text only when bad lines are to be skipped."""
-    count_type = pa.string() if invalid_row_handler else pa.int64()
+    count_type = pa.string() if invalid_row_handler else pa.int32()
     return csv.read_csv(
         path,
-        read_options=csv.ReadOptions(column_names=COLUMNS, block_size=16 << 20),
+        read_options=csv.ReadOptions(column_names=COLUMNS, block_size=64 << 20),
         parse_options=csv.ParseOptions(
             delimiter="\t", quote_char=False, invalid_row_handler=invalid_row_handler
         ),

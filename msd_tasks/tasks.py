@@ -94,6 +94,12 @@ class PipelineTask(luigi.Task):
         return dict(self.fingerprints) or raw.fingerprints(paths().raw_dir)
 
     def folder(self) -> Path:
+        # Computed once per instance: it digests the whole upstream graph.
+        if getattr(self, "_folder", None) is None:
+            self._folder = self._generation_folder()
+        return self._folder
+
+    def _generation_folder(self) -> Path:
         requirements = flatten(self.requires())
         upstream = [str(task.folder()) for task in requirements if isinstance(task, PipelineTask)]
         fingerprints = self.raw_fingerprints()

@@ -30,13 +30,26 @@ def _temporary_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{owner}-{uuid.uuid4().hex[:8]}")
 
 
+def _writes_since(pid: int, modified: float) -> bool:
+    """Whether process `pid` runs and is old enough to have written something at `modified`.
+
+    A SIGKILLed writer stays a zombie until reaped, and a pid can be reused by a newer process:
+    neither counts as the writer still at work.
+    """
+    try:
+        process = psutil.Process(pid)
+        return process.status() != psutil.STATUS_ZOMBIE and process.create_time() <= modified
+    except psutil.NoSuchProcess:
+        return False
+
+
 def remove_orphan_temporaries(root: Path) -> list[Path]:
     """Remove temporaries under `root` left by writers on this host that no longer run."""
     pattern = re.compile(rf"^\..*\.tmp-{re.escape(socket.gethostname())}-(\d+)-[0-9a-f]{{8}}$")
     removed = []
     for path in Path(root).rglob(".*.tmp-*"):
         match = pattern.match(path.name)
-        if match and not psutil.pid_exists(int(match.group(1))):
+        if match and not _writes_since(int(match.group(1)), path.stat().st_mtime):
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
             else:

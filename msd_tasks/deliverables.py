@@ -78,7 +78,8 @@ def user_frame(user_rows: pa.Table, user_ids: pa.Array) -> pd.DataFrame:
 
 def user_table(user_rows: pa.Table, user_ids: pa.Array) -> pa.Table:
     """The parquet user_df: the shard rows with `user_id` after `sparse_index`."""
-    return user_rows.add_column(1, pa.field("user_id", pa.string(), nullable=False), user_ids)
+    table = user_rows.add_column(1, pa.field("user_id", pa.string(), nullable=False), user_ids)
+    return table.replace_schema_metadata(None)  # the shards' writer records are theirs, not ours
 
 
 def write_hdf(frame: pd.DataFrame, path: Path) -> None:

@@ -23,6 +23,7 @@ from msd_tasks.tasks import (
     PipelineTask,
     PlayMatrices,
     SongTable,
+    UserFrame,
     UserTable,
     read_json,
 )
@@ -35,10 +36,19 @@ DELIVERABLES = {
     "train_sparse.npz": PlayMatrices,
     "test_sparse.npz": PlayMatrices,
     "song_df.h5": SongTable,
-    "user_df.h5": UserTable,
+    "user_df.h5": UserFrame,
     "song_df.parquet": SongTable,
     "user_df.parquet": UserTable,
 }
+
+
+def build_id(task: PipelineTask) -> str:
+    """Names one build: a digest of the checkpoint folders its deliverables come from.
+
+    The report and the manifest both carry it, so a consumer can tell they belong together.
+    """
+    families = {producer.__name__: producer for producer in DELIVERABLES.values()}
+    return raw.digest(*(str(task.clone(families[name]).folder()) for name in sorted(families)))
 
 
 class Publish(PipelineTask):
@@ -46,7 +56,10 @@ class Publish(PipelineTask):
 
     def requires(self):
         families = sorted({task.__name__: task for task in DELIVERABLES.values()}.items())
-        return {name: self.clone(task) for name, task in families}
+        return {
+            **{name: self.clone(task) for name, task in families},
+            "BuildReport": self.clone(BuildReport),
+        }
 
     def output(self):
         return luigi.LocalTarget(str(Path(paths().output_dir) / "manifest.json"))
@@ -59,13 +72,14 @@ class Publish(PipelineTask):
             build = json.loads(manifest.read_text()).get("build")
         except ValueError:
             return False
-        return build == self.folder().name and all(t.complete() for t in flatten(self.requires()))
+        return build == build_id(self) and all(t.complete() for t in flatten(self.requires()))
 
     def run(self):
         tasks = self.requires()
         sources = {
             name: tasks[task.__name__].folder() / name for name, task in DELIVERABLES.items()
         }
+        sources["report"] = tasks["BuildReport"].folder() / "report"
         counts = {
             **self.joined().stats(),
             **tasks["PlayMatrices"].stats(),
@@ -78,7 +92,7 @@ class Publish(PipelineTask):
         publish(
             sources,
             Path(paths().output_dir),
-            build=self.folder().name,
+            build=build_id(self),
             details={
                 "fingerprints": self.raw_fingerprints(),
                 "parameters": {
@@ -122,7 +136,7 @@ class BuildAll(luigi.WrapperTask):
         missing = raw.missing_files(paths().raw_dir)
         if missing:
             logger.error("%s", MissingInputError(missing, raw.SOURCES))
-        return BuildReport(
+        return Publish(
             fingerprints=raw.fingerprints(paths().raw_dir),
             on_bad_lines=self.on_bad_lines,
             music_scaling=self.music_scaling,
@@ -132,34 +146,26 @@ class BuildAll(luigi.WrapperTask):
 
 
 class BuildReport(PipelineTask):
-    """`output_dir/report/`: index.html, report.json and PNG figures of what the build did."""
+    """report/: index.html, report.json and PNG figures of what the build did.
 
-    @property
-    def publish(self) -> Publish:
-        return self.clone(Publish)
+    Drawn from the checkpoints while user_df.h5 is being written, and published with the
+    deliverables; the run section covers the tasks that finished before it.
+    """
 
     def requires(self):
-        return self.publish
+        return {task.__name__: self.clone(task) for task in (SongTable, PlayMatrices, UserTable)}
 
-    def output(self):
-        return luigi.LocalTarget(str(self.report_dir() / "report.json"))
-
-    def report_dir(self) -> Path:
-        return Path(paths().output_dir) / "report"
-
-    def complete(self) -> bool:
-        report = Path(self.output().path)
-        if not report.exists() or not self.publish.complete():
-            return False
-        try:
-            return read_json(report).get("build") == self.publish.folder().name
-        except ValueError:
-            return False
-
-    def run(self):
+    def build(self, folder):
         from msd_tasks.report import render_report  # matplotlib is slow to import
 
-        render_report(report_facts(self.publish), Path(paths().output_dir), self.report_dir())
+        tasks = self.requires()
+        sources = {
+            "user_df.parquet": tasks["UserTable"].folder() / "user_df.parquet",
+            "song_df.parquet": tasks["SongTable"].folder() / "song_df.parquet",
+            "train_sparse.npz": tasks["PlayMatrices"].folder() / "train_sparse.npz",
+        }
+        report = render_report(report_facts(self), sources, folder / "report")
+        return {"figures": len(report["figures"])}
 
 
 FUNNEL = [
@@ -186,12 +192,11 @@ def funnel_key(source: str, key: str) -> str:
     return "song_index" if (source, key) == ("JoinPlays", "songs") else key
 
 
-def report_facts(publish_task: Publish) -> dict:
+def report_facts(report_task: BuildReport) -> dict:
     """The numbers of one build, from its checkpoints' stats.json and run.json files."""
-    tasks = {task.get_task_family(): task for task in graph_tasks(publish_task)}
-    tasks.update(
-        {kind: publish_task.clone(ImportTriplets, kind=kind) for kind in raw.TRIPLET_KINDS}
-    )
+    upstream = [task for task in graph_tasks(report_task) if task is not report_task]
+    tasks = {task.get_task_family(): task for task in upstream}
+    tasks.update({kind: report_task.clone(ImportTriplets, kind=kind) for kind in raw.TRIPLET_KINDS})
     funnel = [
         {
             "key": funnel_key(source, key),
@@ -202,7 +207,7 @@ def report_facts(publish_task: Publish) -> dict:
         if key in tasks[source].stats()
     ]
     runs = []
-    for task in sorted(graph_tasks(publish_task), key=lambda task: task.task_id):
+    for task in sorted(upstream, key=lambda task: task.task_id):
         run_file = task.folder() / "run.json"
         if run_file.exists():
             run = read_json(run_file)
@@ -215,15 +220,15 @@ def report_facts(publish_task: Publish) -> dict:
                 }
             )
     return {
-        "build": publish_task.folder().name,
+        "build": build_id(report_task),
         "funnel": funnel,
         "tasks": runs,
-        "fingerprints": publish_task.raw_fingerprints(),
+        "fingerprints": report_task.raw_fingerprints(),
         "parameters": {
-            "on_bad_lines": publish_task.on_bad_lines,
-            "music_scaling": publish_task.music_scaling,
-            "n_shards": publish_task.n_shards,
-            "drop_mismatches": publish_task.drop_mismatches,
+            "on_bad_lines": report_task.on_bad_lines,
+            "music_scaling": report_task.music_scaling,
+            "n_shards": report_task.n_shards,
+            "drop_mismatches": report_task.drop_mismatches,
         },
         "warnings": build_warnings(tasks),
     }

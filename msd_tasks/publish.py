@@ -1,7 +1,8 @@
 """Put a finished build's deliverables into the output folder, then write manifest.json last.
 
-Every file is first linked (or copied) into a staging folder beside the outputs, so that the
-switch is a handful of renames; the manifest, written after them, names the build they belong to.
+Every file (and the report folder) is first linked or copied into a staging folder beside the
+outputs, so that the switch is a handful of renames; the manifest, written after them, names the
+build they belong to. A failed or killed build never gets that far: the previous set stays.
 """
 
 from __future__ import annotations
@@ -24,15 +25,31 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
+def _link_or_copy(source: Path | str, target: Path | str) -> None:
+    source = Path(source)
+    if source.is_dir():
+        shutil.copytree(source, target, copy_function=_link_or_copy)
+        return
     try:
         os.link(source, target)
     except OSError:  # another filesystem, or links not allowed
         shutil.copy2(source, target)
 
 
+def _replace(staged: Path, target: Path) -> None:
+    """Move `staged` to `target`; a folder replaces the old one whole (two renames)."""
+    if staged.is_dir() and target.exists():
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(target, old)
+        os.rename(staged, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staged, target)
+
+
 def publish(sources: dict[str, Path], output_dir: Path, build: str, details: dict) -> dict:
-    """Replace `output_dir/<name>` by each source file, then write the manifest; returns it."""
+    """Replace `output_dir/<name>` by each source file or folder, then write the manifest."""
     output_dir.mkdir(parents=True, exist_ok=True)
     staging = output_dir / f".staging-{build}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -41,11 +58,12 @@ def publish(sources: dict[str, Path], output_dir: Path, build: str, details: dic
         for name, source in sources.items():
             _link_or_copy(source, staging / name)
         files = {
-            name: {"bytes": (staging / name).stat().st_size, "sha256": sha256(staging / name)}
-            for name in sources
+            str(path.relative_to(staging)): {"bytes": path.stat().st_size, "sha256": sha256(path)}
+            for path in sorted(staging.rglob("*"))
+            if path.is_file()
         }
         for name in sources:
-            os.replace(staging / name, output_dir / name)
+            _replace(staging / name, output_dir / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     manifest = {

@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from msd_tasks.music import DIMENSIONS
 
 REQUIRED_FACTS = ("build", "funnel", "tasks", "fingerprints", "parameters", "warnings")
-DELIVERABLES = ("manifest.json", "user_df.parquet", "song_df.parquet", "train_sparse.npz")
+DATA_FILES = ("user_df.parquet", "song_df.parquet", "train_sparse.npz")
 NO_GENRE = "(none)"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 BINS = 50
@@ -142,23 +142,33 @@ def check_facts(facts: Mapping) -> None:
         raise ReportError("facts['parameters'] lacks music_scaling")
 
 
-def check_output_dir(output_dir: Path, build: str) -> None:
-    """Raise ReportError unless output_dir holds the deliverables of `build`."""
-    absent = [name for name in DELIVERABLES if not (output_dir / name).is_file()]
+def data_sources(where: Path | Mapping[str, Path], build: str) -> dict[str, Path]:
+    """The data files to report on: a folder of deliverables (whose manifest.json, if there is
+    one, must name `build`) or a mapping of file name to path. Raises ReportError if one is
+    missing."""
+    if isinstance(where, Mapping):
+        sources = {name: Path(where[name]) for name in DATA_FILES if name in where}
+    else:
+        folder = Path(where)
+        sources = {name: folder / name for name in DATA_FILES}
+        manifest = folder / "manifest.json"
+        if manifest.is_file():
+            published = json.loads(manifest.read_text()).get("build")
+            if published != build:
+                raise ReportError(f"{folder} holds build {published!r}, not {build!r}")
+    absent = [name for name in DATA_FILES if name not in sources or not sources[name].is_file()]
     if absent:
-        raise ReportError(f"{output_dir}: missing deliverables {', '.join(absent)}")
-    published = json.loads((output_dir / "manifest.json").read_text()).get("build")
-    if published != build:
-        raise ReportError(f"{output_dir} holds build {published!r}, not {build!r}")
+        raise ReportError(f"{where}: missing deliverables {', '.join(absent)}")
+    return sources
 
 
-def read_deliverables(output_dir: Path) -> Deliverables:
-    users = pq.read_table(output_dir / "user_df.parquet", columns=["num_songs", *DIMENSIONS])
-    genres = pq.read_table(output_dir / "song_df.parquet", columns=["genre"]).column("genre")
+def read_deliverables(sources: Mapping[str, Path]) -> Deliverables:
+    users = pq.read_table(sources["user_df.parquet"], columns=["num_songs", *DIMENSIONS])
+    genres = pq.read_table(sources["song_df.parquet"], columns=["genre"]).column("genre")
     counted = pc.value_counts(genres.fill_null(NO_GENRE)).to_pylist()
-    with np.load(output_dir / "train_sparse.npz") as train:  # only the arrays needed
+    with np.load(sources["train_sparse.npz"]) as train:  # only the arrays needed
         if train["format"].item() != b"csr":
-            raise ReportError(f"{output_dir / 'train_sparse.npz'}: expected a CSR matrix")
+            raise ReportError(f"{sources['train_sparse.npz']}: expected a CSR matrix")
         listeners = np.diff(train["indptr"])
         play_counts = train["data"]
     return Deliverables(
@@ -238,7 +248,7 @@ def collect_numbers(facts: Mapping, data: Deliverables, correlation: np.ndarray)
     return numbers
 
 
-def report_json(facts: Mapping, output_dir: Path, numbers: Numbers, figures: list[str]) -> dict:
+def report_json(facts: Mapping, numbers: Numbers, figures: list[str]) -> dict:
     """The machine-readable report: the flat `numbers` plus the same numbers by section."""
     values = numbers.values
 
@@ -248,7 +258,6 @@ def report_json(facts: Mapping, output_dir: Path, numbers: Numbers, figures: lis
     return {
         "build": facts["build"],
         "generated_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "output_dir": str(output_dir),
         "numbers": values,
         "funnel": [
             {"key": s["key"], "label": s.get("label", s["key"]), "count": s["count"]}
@@ -523,8 +532,8 @@ def page(facts: Mapping, report: dict, data: Deliverables, numbers: Numbers) -> 
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{esc(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
         f"<h1>{esc(title)}</h1>\n"
-        f"<p>Deliverables in <code>{esc(report['output_dir'])}</code>, "
-        f"report generated {esc(report['generated_at'])}.</p>\n"
+        f"<p>Report generated {esc(report['generated_at'])}; <code>manifest.json</code> beside "
+        f"the deliverables names the same build.</p>\n"
         f'<p class="scaling">MUSIC scaling: <strong>{esc(scaling)}</strong>'
         f"{esc(f' ({note})' if note else '')}</p>\n"
         + funnel_section(facts, numbers)
@@ -553,21 +562,23 @@ def staged_folder(path: Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def render_report(facts: dict, output_dir: Path, report_dir: Path) -> dict:
+def render_report(facts: dict, data: Path | Mapping[str, Path], report_dir: Path) -> dict:
     """Write report_dir/index.html, its PNGs and report.json from `facts` and the deliverables.
 
     Raises ReportError for incomplete facts or deliverables; any failure leaves report_dir as it
     was. Returns the report.json content.
     """
-    output_dir, report_dir = Path(output_dir), Path(report_dir)
+    report_dir = Path(report_dir)
     check_facts(facts)
-    check_output_dir(output_dir, facts["build"])
-    data = read_deliverables(output_dir)
-    correlation = music_correlation(data.music)
-    numbers = collect_numbers(facts, data, correlation)
+    sources = data_sources(data, facts["build"])
+    deliverables = read_deliverables(sources)
+    correlation = music_correlation(deliverables.music)
+    numbers = collect_numbers(facts, deliverables, correlation)
     with staged_folder(report_dir) as staging:
-        figures = draw_figures(facts, data, correlation, staging)
-        report = report_json(facts, output_dir, numbers, figures)
+        figures = draw_figures(facts, deliverables, correlation, staging)
+        report = report_json(facts, numbers, figures)
         (staging / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
-        (staging / "index.html").write_text(page(facts, report, data, numbers), encoding="utf-8")
+        (staging / "index.html").write_text(
+            page(facts, report, deliverables, numbers), encoding="utf-8"
+        )
     return report

@@ -342,7 +342,7 @@ class PerUserMusic(PipelineTask):
 
 
 class UserTable(PipelineTask):
-    """user_df.h5 / user_df.parquet: one row per user sparse_index, merged from the shards."""
+    """user_df.parquet: one row per user sparse_index, merged from the shards."""
 
     def requires(self):
         shards = [self.clone(PerUserMusic, shard=shard) for shard in range(self.n_shards)]
@@ -357,7 +357,6 @@ class UserTable(PipelineTask):
             [read_parquet(task.folder() / "user_rows.parquet") for task in shards], len(user_ids)
         )
         write_parquet(user_table(rows, user_ids), folder / "user_df.parquet")
-        write_hdf(user_frame(rows, user_ids), folder / "user_df.h5")
         vectors = song_music_vectors(joined, self.songs().folder(), self.music_scaling)
         stats = {
             "songs_without_features": int(np.isnan(vectors).any(axis=1).sum()),
@@ -379,3 +378,20 @@ class UserTable(PipelineTask):
 
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
+
+
+class UserFrame(PipelineTask):
+    """user_df.h5: the notebook's user_df (lists in cells), from user_df.parquet.
+
+    Its own task because building 1.1M Python lists and pickling them is the slowest write of
+    all; it runs while the build report is drawn.
+    """
+
+    def requires(self):
+        return self.clone(UserTable)
+
+    def build(self, folder):
+        users = read_parquet(self.requires().folder() / "user_df.parquet")
+        user_ids = users.column("user_id").combine_chunks()
+        write_hdf(user_frame(users.drop_columns(["user_id"]), user_ids), folder / "user_df.h5")
+        return {"users": users.num_rows}

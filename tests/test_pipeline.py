@@ -112,7 +112,7 @@ def test_resume_recomputes_only_the_deleted_shard_and_downstream(handmade, pipel
     after = success_markers(pipeline.checkpoint_dir)
     assert set(after) == set(before)
     rewritten = [folder for folder in after if after[folder] != before[folder]]
-    assert families(rewritten) == ["PerUserMusic", "UserTable"]
+    assert families(rewritten) == ["BuildReport", "PerUserMusic", "UserFrame", "UserTable"]
     assert shard in rewritten
     assert_deliverables_match(handmade / "notebook", pipeline.output_dir, pipeline.raw_dir)
 
@@ -141,6 +141,7 @@ def test_changed_genre_file_reruns_exactly_what_depends_on_it(handmade, pipeline
     new = set(success_markers(pipeline.checkpoint_dir)) - set(before)
     assert families(new) == sorted(
         ["CleanSongs", "JoinPlays", "IndexMappings", "PlayMatrices", "SongTable", "UserTable"]
+        + ["UserFrame", "BuildReport"]
         + ["PerUserMusic"] * 3
     )
     genres_out = pd.read_hdf(pipeline.output_dir / "song_df.h5", key="df")["genre"]
@@ -153,7 +154,7 @@ def test_changed_scaling_reruns_only_music(handmade, pipeline_in, tmp_path):
     before = success_markers(pipeline.checkpoint_dir)
     pipeline.build_ok(music_scaling="zscore")
     new = set(success_markers(pipeline.checkpoint_dir)) - set(before)
-    assert families(new) == sorted(["UserTable"] + ["PerUserMusic"] * 3)
+    assert families(new) == sorted(["UserTable", "UserFrame", "BuildReport"] + ["PerUserMusic"] * 3)
     assert all("music_scaling=zscore" in folder for folder in new if "PerUserMusic" in folder)
 
 

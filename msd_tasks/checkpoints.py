@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -95,11 +96,28 @@ def write_parquet(table: pa.Table, path: Path, schema: pa.Schema | None = None, 
     if metadata:
         extra = {key: json.dumps(value) for key, value in metadata.items()}
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
-    pq.write_table(table, path, compression="lz4", write_statistics=False)
+    # Dictionary pages pay off for repeated text, not for tens of millions of int codes
+    # (measured on 48M rows: 2.1 s with them, 0.9 s without).
+    text_columns = [
+        field.name
+        for field in table.schema
+        if pa.types.is_string(field.type) or pa.types.is_dictionary(field.type)
+    ]
+    pq.write_table(
+        table, path, compression="lz4", use_dictionary=text_columns, write_statistics=False
+    )
 
 
 def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
     return pq.read_table(path, columns=columns, memory_map=True)
+
+
+def column_array(table: pa.Table, name: str) -> np.ndarray:
+    """A column as one numpy array; much faster than ChunkedArray.to_numpy over many chunks."""
+    chunks = table.column(name).chunks
+    if not chunks:
+        return table.column(name).to_numpy()
+    return np.concatenate([chunk.to_numpy(zero_copy_only=False) for chunk in chunks])
 
 
 def parquet_metadata(path: Path) -> dict[str, object]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from msd_tasks.checkpoints import read_parquet, write_parquet
+from msd_tasks.checkpoints import column_array, read_parquet, write_parquet
 from msd_tasks.join import JoinedPlays, Plays
 from msd_tasks.triplets import Triplets
 
@@ -62,9 +62,9 @@ def write_triplets(triplets: Triplets, folder: Path) -> None:
 def read_triplets_codes(folder: Path) -> Triplets:
     codes = read_parquet(folder / "plays.parquet")
     return Triplets(
-        user_code=codes.column("user_code").to_numpy(),
-        song_code=codes.column("song_code").to_numpy(),
-        play_count=codes.column("play_count").to_numpy(),
+        user_code=column_array(codes, "user_code"),
+        song_code=column_array(codes, "song_code"),
+        play_count=column_array(codes, "play_count"),
         user_ids=read_parquet(folder / "user_ids.parquet").column("user_id").combine_chunks(),
         song_ids=read_parquet(folder / "song_ids.parquet").column("song_id").combine_chunks(),
     )
@@ -115,8 +115,8 @@ def write_joined(joined: JoinedPlays, shards: np.ndarray, n_shards: int, folder:
 def read_plays(path: Path) -> Plays:
     table = read_parquet(path)
     return Plays(
-        user_index=table.column("user_index").to_numpy(),
-        song_index=table.column("song_index").to_numpy(),
-        play_count=table.column("play_count").to_numpy(),
-        is_train=table.column("is_train").to_numpy(),
+        user_index=column_array(table, "user_index"),
+        song_index=column_array(table, "song_index"),
+        play_count=column_array(table, "play_count"),
+        is_train=column_array(table, "is_train"),
     )

@@ -29,14 +29,20 @@ def user_rows(plays: Plays, song_vectors: np.ndarray) -> pa.Table:
 
     song_vectors: MUSIC vector per song sparse index (songs x 5, NaN where features are missing).
     """
-    users, local = np.unique(plays.user_index, return_inverse=True)
+    # One sort of (user, song) keys orders the users and each user's songs at once.
+    n_songs = max(len(song_vectors), 1)
+    keys = np.sort(plays.user_index.astype(np.int64) * n_songs + plays.song_index)
+    sorted_users = keys // n_songs
+    starts = np.flatnonzero(np.diff(sorted_users, prepend=-1))
+    users = sorted_users[starts]
     n_users = len(users)
+    local = np.searchsorted(users, plays.user_index)
     music = weighted_means(local, plays.play_count, song_vectors[plays.song_index], n_users)
-    num_songs = np.bincount(local, minlength=n_users)
+    num_songs = np.diff(np.r_[starts, len(keys)])
     train_plays = np.bincount(local, weights=plays.is_train, minlength=n_users)
-    order = np.lexsort((plays.song_index, local))
-    offsets = np.concatenate([[0], np.cumsum(num_songs)]).astype(np.int32)
-    songs = pa.ListArray.from_arrays(pa.array(offsets), pa.array(plays.song_index[order]))
+    offsets = np.r_[starts, len(keys)].astype(np.int32)
+    sorted_songs = (keys - sorted_users * n_songs).astype(np.int32)
+    songs = pa.ListArray.from_arrays(pa.array(offsets), pa.array(sorted_songs))
     columns = [pa.array(users.astype(np.int32))]
     columns += [pa.array(music[:, k]) for k in range(len(DIMENSIONS))]
     columns += [pa.array(num_songs.astype(np.int32)), pa.array(train_plays == 0), songs]

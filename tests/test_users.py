@@ -51,3 +51,10 @@ def test_merge_orders_shards_and_checks_completeness():
         merge_user_rows([first], 4)
     with pytest.raises(ValueError, match="shard is stale or missing"):
         merge_user_rows([first, second, first], 4)
+
+
+def test_a_shard_without_plays_has_no_rows():
+    empty = Plays(*(np.array([], dtype=t) for t in (np.int32, np.int32, np.int32, bool)))
+    table = user_rows(empty, VECTORS)
+    assert table.num_rows == 0
+    assert table.schema.names[0] == "sparse_index"

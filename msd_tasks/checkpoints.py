@@ -72,14 +72,16 @@ def atomic_file(path: Path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_folder(path: Path) -> Iterator[Path]:
-    """Yield a temporary folder; on success it gets `_SUCCESS` and replaces `path` as a whole."""
+def atomic_folder(path: Path, marker: bool = True) -> Iterator[Path]:
+    """Yield a temporary folder; on success it gets `_SUCCESS` (unless `marker` is False) and
+    replaces `path` as a whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = _temporary_sibling(path)
     temporary.mkdir()
     try:
         yield temporary
-        (temporary / SUCCESS).write_text("")
+        if marker:
+            (temporary / SUCCESS).write_text("")
         previous = _temporary_sibling(path)
         if path.exists():
             os.rename(path, previous)

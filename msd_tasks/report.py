@@ -5,14 +5,10 @@ Every data-derived number on the page carries a `data-key` and is repeated under
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import html
 import json
-import os
-import shutil
-import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 from pathlib import Path
@@ -23,6 +19,7 @@ import pyarrow.parquet as pq
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from msd_tasks.checkpoints import atomic_folder
 from msd_tasks.music import DIMENSIONS
 
 REQUIRED_FACTS = ("build", "funnel", "tasks", "fingerprints", "parameters", "warnings")
@@ -546,23 +543,6 @@ def page(facts: Mapping, report: dict, data: Deliverables, numbers: Numbers) -> 
     )
 
 
-@contextlib.contextmanager
-def staged_folder(path: Path) -> Iterator[Path]:
-    """Yield an empty sibling folder; on success it replaces `path` whole, on failure it goes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    staging.mkdir()
-    try:
-        yield staging
-        previous = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
-        if path.exists():
-            os.rename(path, previous)
-        os.rename(staging, path)
-        shutil.rmtree(previous, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def render_report(facts: dict, data: Path | Mapping[str, Path], report_dir: Path) -> dict:
     """Write report_dir/index.html, its PNGs and report.json from `facts` and the deliverables.
 
@@ -575,7 +555,7 @@ def render_report(facts: dict, data: Path | Mapping[str, Path], report_dir: Path
     deliverables = read_deliverables(sources)
     correlation = music_correlation(deliverables.music)
     numbers = collect_numbers(facts, deliverables, correlation)
-    with staged_folder(report_dir) as staging:
+    with atomic_folder(report_dir, marker=False) as staging:
         figures = draw_figures(facts, deliverables, correlation, staging)
         report = report_json(facts, numbers, figures)
         (staging / "report.json").write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,9 @@ from luigi.execution_summary import LuigiStatusCode
 from luigi.task_register import Register
 
 from msd_tasks import BuildAll
+from msd_tasks.sample import write_sample
+from tests.handmade_data import write_handmade
+from tests.notebook_port import run_notebook
 
 
 @pytest.fixture(autouse=True)
@@ -75,3 +79,27 @@ def pipeline_in(tmp_path):
         return pipeline
 
     return make
+
+
+@pytest.fixture(scope="session")
+def handmade(tmp_path_factory):
+    """Handmade raw files (`raw/`) and the notebook port's deliverables on them (`notebook/`)."""
+    root = tmp_path_factory.mktemp("handmade")
+    write_handmade(root / "raw")
+    run_notebook(root / "raw", root / "notebook", processes=1)
+    return root
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory):
+    """Small generated raw files (`raw/`) and the notebook port's deliverables (`notebook/`)."""
+    root = tmp_path_factory.mktemp("sample")
+    write_sample(root / "raw", scale=0.0005, seed=11)
+    run_notebook(root / "raw", root / "notebook", processes=2)
+    return root
+
+
+def copy_raw(source: Path, tmp_path: Path) -> Path:
+    """A private copy of a reference's raw files, for a test that changes or fingerprints them."""
+    shutil.copytree(source / "raw", tmp_path / "raw")
+    return tmp_path / "raw"

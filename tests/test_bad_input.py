@@ -7,14 +7,13 @@ case runs a real build over a complete earlier one.
 from __future__ import annotations
 
 import hashlib
-import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from luigi.execution_summary import LuigiStatusCode
 
-from tests.handmade_data import write_handmade
+from tests.conftest import copy_raw
 
 TRAIN = "train_triplets.txt"
 VISIBLE = "EvalDataYear1MSDWebsite/year1_test_triplets_visible.txt"
@@ -70,17 +69,9 @@ def digests(folder: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bad_input")
-    write_handmade(root / "raw")
-    return root
-
-
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_input_fails_and_keeps_the_previous_deliverables(case, built, pipeline_in, tmp_path):
-    raw_dir = tmp_path / "raw"
-    shutil.copytree(built / "raw", raw_dir)
+def test_bad_input_fails_and_keeps_the_previous_deliverables(case, handmade, pipeline_in, tmp_path):
+    raw_dir = copy_raw(handmade, tmp_path)
     pipeline = pipeline_in(raw_dir)
     pipeline.build_ok()
     before = digests(pipeline.output_dir)

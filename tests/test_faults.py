@@ -38,7 +38,7 @@ SIX += ["song_df.h5", "user_df.h5"]
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory):
+def busy_sample(tmp_path_factory):
     """Generated raw files (scale 0.01) and the notebook port's deliverables on them."""
     root = tmp_path_factory.mktemp("sample")
     write_sample(root / "raw", scale=0.01, seed=7)
@@ -166,8 +166,8 @@ def wait_for_zombies(processes: list[psutil.Process], timeout: float = 10) -> No
             time.sleep(0.01)
 
 
-def test_kill_9_mid_run_leaves_only_whole_checkpoints(sample, builds, tmp_path):
-    raw_dir = sample / "raw"
+def test_kill_9_mid_run_leaves_only_whole_checkpoints(busy_sample, builds, tmp_path):
+    raw_dir = busy_sample / "raw"
     checkpoints, out = tmp_path / "checkpoints", tmp_path / "out"
     folders = {"raw_dir": raw_dir, "checkpoint_dir": checkpoints, "output_dir": out}
     # The killed task processes stay unreaped zombies until the end of the test, as they do
@@ -191,7 +191,7 @@ def test_kill_9_mid_run_leaves_only_whole_checkpoints(sample, builds, tmp_path):
         killed.kill_group()
     try:
         wait_for_zombies(tasks)
-        check_after_kill(sample, builds, folders)
+        check_after_kill(busy_sample, builds, folders)
     finally:
         for task in tasks:
             with contextlib.suppress(ChildProcessError):

@@ -16,14 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 from luigi.execution_summary import LuigiStatusCode
 
 from msd_tasks.music import FEATURES
-from msd_tasks.sample import write_sample
+from tests.conftest import copy_raw
 from tests.deliverable_compare import assert_deliverables_match
-from tests.handmade_data import write_handmade
-from tests.notebook_port import run_notebook
 
 DELIVERABLES = [
     "user_mapping.h5",
@@ -33,28 +30,6 @@ DELIVERABLES = [
     "song_df.h5",
     "user_df.h5",
 ]
-
-
-@pytest.fixture(scope="module")
-def handmade(tmp_path_factory):
-    """Handmade raw files and the notebook port's deliverables on them (computed once)."""
-    root = tmp_path_factory.mktemp("handmade")
-    write_handmade(root / "raw")
-    run_notebook(root / "raw", root / "notebook", processes=1)
-    return root
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sample")
-    write_sample(root / "raw", scale=0.0005, seed=11)
-    run_notebook(root / "raw", root / "notebook", processes=2)
-    return root
-
-
-def copy_raw(source: Path, tmp_path: Path) -> Path:
-    shutil.copytree(source / "raw", tmp_path / "raw")
-    return tmp_path / "raw"
 
 
 def success_markers(checkpoint_dir: Path) -> dict[str, int]:

@@ -7,20 +7,18 @@ subprocess with `--scheduler-host/--scheduler-port`, then asks luigid's HTTP API
 from __future__ import annotations
 
 import re
-import shutil
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import pytest
 import scipy.sparse
 
 from msd_tasks.checkpoints import parquet_metadata
 from msd_tasks.sample import write_sample
+from tests.conftest import copy_raw
 from tests.deliverable_compare import assert_deliverables_match
-from tests.notebook_port import run_notebook
 
 if TYPE_CHECKING:
     from tests.luigid import Luigid
@@ -48,20 +46,6 @@ KEEP_ALIVE = (
     *("--worker-max-keep-alive-idle-duration", "60 seconds"),
 )
 RUNNING = re.compile(r"running   (\w+)\((.*)\)$", re.MULTILINE)
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    """Small generated raw files and the notebook port's deliverables on them (computed once)."""
-    root = tmp_path_factory.mktemp("sample")
-    write_sample(root / "raw", scale=0.0005, seed=11)
-    run_notebook(root / "raw", root / "notebook", processes=2)
-    return root
-
-
-def copy_raw(source: Path, tmp_path: Path) -> Path:
-    shutil.copytree(source / "raw", tmp_path / "raw")
-    return tmp_path / "raw"
 
 
 def tasks_by_status(server: Luigid, status: str) -> dict[str, dict]:

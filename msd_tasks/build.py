@@ -69,10 +69,15 @@ class Publish(PipelineTask):
         if not manifest.exists():
             return False
         try:
-            build = json.loads(manifest.read_text()).get("build")
+            published = json.loads(manifest.read_text())
         except ValueError:
             return False
-        return build == build_id(self) and all(t.complete() for t in flatten(self.requires()))
+        output_dir = manifest.parent
+        return (
+            published.get("build") == build_id(self)
+            and all((output_dir / name).is_file() for name in published.get("files", {}))
+            and all(task.complete() for task in flatten(self.requires()))
+        )
 
     def run(self):
         tasks = self.requires()

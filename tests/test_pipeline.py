@@ -229,3 +229,14 @@ def test_missing_raw_files_exit_20_and_list_every_path(handmade, tmp_path):
         assert name in done.stderr
     assert "millionsongdataset.com/tasteprofile" in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_deleted_deliverable_is_published_again(handmade, pipeline_in, tmp_path):
+    pipeline = pipeline_in(copy_raw(handmade, tmp_path))
+    pipeline.build_ok()
+    before = success_markers(pipeline.checkpoint_dir)
+    (pipeline.output_dir / "user_df.h5").unlink()
+    pipeline.build_ok()
+    assert (pipeline.output_dir / "user_df.h5").is_file()
+    assert success_markers(pipeline.checkpoint_dir) == before  # republished, not recomputed
+    assert_deliverables_match(handmade / "notebook", pipeline.output_dir, pipeline.raw_dir)

@@ -256,8 +256,6 @@ class IndexMappings(PipelineTask):
 class PlayMatrices(PipelineTask):
     """train_sparse.npz (visible plays) and test_sparse.npz (hidden): songs x users, float32 CSR."""
 
-    priority = CRITICAL_PATH  # the build report waits for it
-
     def requires(self):
         return self.joined()
 
@@ -288,8 +286,6 @@ class PlayMatrices(PipelineTask):
 
 class SongTable(PipelineTask):
     """song_df.h5 / song_df.parquet: one row per song sparse_index, all metadata plus genre."""
-
-    priority = CRITICAL_PATH  # the build report waits for it
 
     def requires(self):
         return {"joined": self.joined(), "songs": self.songs()}

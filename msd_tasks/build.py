@@ -22,6 +22,7 @@ from msd_tasks.tasks import (
     IndexMappings,
     PipelineTask,
     PlayMatrices,
+    ResultParameters,
     SongTable,
     UserFrame,
     UserTable,
@@ -100,12 +101,7 @@ class Publish(PipelineTask):
             build=build_id(self),
             details={
                 "fingerprints": self.raw_fingerprints(),
-                "parameters": {
-                    "on_bad_lines": self.on_bad_lines,
-                    "music_scaling": self.music_scaling,
-                    "n_shards": self.n_shards,
-                    "drop_mismatches": self.drop_mismatches,
-                },
+                "parameters": {**self.result_parameters(), "n_shards": self.n_shards},
                 "counts": counts,
             },
         )
@@ -124,18 +120,8 @@ def graph_folders(task: luigi.Task) -> set[Path]:
     return {upstream.folder() for upstream in graph_tasks(task)}
 
 
-class BuildAll(luigi.WrapperTask):
+class BuildAll(ResultParameters, luigi.WrapperTask):
     """Everything, from the raw files in `[paths] raw_dir` to the deliverables in `output_dir`."""
-
-    on_bad_lines = luigi.ChoiceParameter(
-        choices=["error", "skip"], default="error", description="Malformed triplet lines"
-    )
-    music_scaling = luigi.ChoiceParameter(
-        choices=["raw", "zscore"], default="raw", description="Audio features before MUSIC"
-    )
-    drop_mismatches = luigi.BoolParameter(
-        default=False, description="Drop plays of songs listed in sid_mismatches.txt"
-    )
 
     def requires(self):
         missing = raw.missing_files(paths().raw_dir)
@@ -143,10 +129,8 @@ class BuildAll(luigi.WrapperTask):
             logger.error("%s", MissingInputError(missing, raw.SOURCES))
         return Publish(
             fingerprints=raw.fingerprints(paths().raw_dir),
-            on_bad_lines=self.on_bad_lines,
-            music_scaling=self.music_scaling,
-            drop_mismatches=self.drop_mismatches,
             n_shards=pipeline().n_shards,
+            **self.result_parameters(),
         )
 
 
@@ -229,12 +213,7 @@ def report_facts(report_task: BuildReport) -> dict:
         "funnel": funnel,
         "tasks": runs,
         "fingerprints": report_task.raw_fingerprints(),
-        "parameters": {
-            "on_bad_lines": report_task.on_bad_lines,
-            "music_scaling": report_task.music_scaling,
-            "n_shards": report_task.n_shards,
-            "drop_mismatches": report_task.drop_mismatches,
-        },
+        "parameters": {**report_task.result_parameters(), "n_shards": report_task.n_shards},
         "warnings": build_warnings(tasks),
     }
 

@@ -68,7 +68,25 @@ class RawFile(luigi.ExternalTask):
         return luigi.LocalTarget(str(raw.raw_path(paths().raw_dir, self.key)))
 
 
-class PipelineTask(luigi.Task):
+class ResultParameters:
+    """The parameters that change results, shared by BuildAll and every stage."""
+
+    on_bad_lines = luigi.ChoiceParameter(
+        choices=["error", "skip"], default="error", description="Malformed triplet lines"
+    )
+    music_scaling = luigi.ChoiceParameter(
+        choices=["raw", "zscore"], default="raw", description="Audio features before MUSIC"
+    )
+    drop_mismatches = luigi.BoolParameter(
+        default=False, description="Drop plays of songs listed in sid_mismatches.txt"
+    )
+
+    def result_parameters(self) -> dict[str, object]:
+        names = ("on_bad_lines", "music_scaling", "drop_mismatches")
+        return {name: getattr(self, name) for name in names}
+
+
+class PipelineTask(ResultParameters, luigi.Task):
     """A stage with a checkpoint folder; complete when the folder and all upstream ones are.
 
     Subclasses implement `build(folder)`: write the checkpoint files into `folder` (a temporary
@@ -78,16 +96,7 @@ class PipelineTask(luigi.Task):
     fingerprints = luigi.DictParameter(
         default={}, description="size:mtime of each raw file (BuildAll sets it; empty = stat now)"
     )
-    on_bad_lines = luigi.ChoiceParameter(
-        choices=["error", "skip"], default="error", description="Malformed triplet lines"
-    )
-    music_scaling = luigi.ChoiceParameter(
-        choices=["raw", "zscore"], default="raw", description="Audio features before MUSIC"
-    )
     n_shards = luigi.IntParameter(default=8, description="User-hash shards of PerUserMusic")
-    drop_mismatches = luigi.BoolParameter(
-        default=False, description="Drop plays of songs listed in sid_mismatches.txt"
-    )
 
     own_parameters: tuple[str, ...] = ()  # parameters that shape this task's own output
     raw_inputs: tuple[str, ...] = ()  # raw files this task reads itself

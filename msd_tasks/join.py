@@ -45,16 +45,16 @@ class JoinedPlays:
     mismatched_plays_dropped: int = 0  # plays of songs listed as song-to-track mismatches
 
 
-def sorted_positions(values: pa.Array) -> np.ndarray:
-    """For each value, its position in the sorted list of the values (which must be distinct).
+def sort_ids(ids: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """The distinct `ids` sorted, and each id's position in that order (its sparse index).
 
     pyarrow sorts strings bytewise, which for UTF-8 is code-point order: the order in which
     pandas sorts the categories of a string column, so positions equal categorical codes.
     """
-    order = pc.sort_indices(values).to_numpy()
-    positions = np.empty(len(values), dtype=np.int32)
-    positions[order] = np.arange(len(values), dtype=np.int32)
-    return positions
+    order = pc.sort_indices(ids)
+    positions = np.empty(len(ids), dtype=np.int32)
+    positions[order.to_numpy()] = np.arange(len(ids), dtype=np.int32)
+    return ids.take(order), positions
 
 
 def join_plays(
@@ -76,7 +76,7 @@ def join_plays(
 
     joined = {}
     dropped_plays = 0
-    for offset, kind in zip(user_offsets, kinds, strict=False):
+    for offset, kind in zip(user_offsets[:-1], kinds, strict=True):
         triplets = files[kind]
         catalog_row_of_code = pc.index_in(triplets.song_ids, value_set=catalog_song_ids)
         catalog_row_of_code = catalog_row_of_code.fill_null(-1).to_numpy().astype(np.int32)
@@ -102,9 +102,9 @@ def join_plays(
 
     surviving_users = np.flatnonzero(has_visible)
     user_index_of_global = np.full(len(distinct_users), -1, dtype=np.int32)
-    user_ids = distinct_users.take(pa.array(surviving_users))
-    user_index_of_global[surviving_users] = sorted_positions(user_ids)
-    user_ids = user_ids.take(pc.sort_indices(user_ids))
+    user_ids, user_index_of_global[surviving_users] = sort_ids(
+        distinct_users.take(pa.array(surviving_users))
+    )
 
     hidden_users_kept = user_index_of_global[joined["hidden"][0]] >= 0
     joined["hidden"] = tuple(column[hidden_users_kept] for column in joined["hidden"])
@@ -112,13 +112,13 @@ def join_plays(
     played = np.zeros(len(catalog_song_ids), dtype=bool)
     for kind in kinds:
         played[joined[kind][1]] = True
-    song_catalog_rows = np.flatnonzero(played).astype(np.int32)
-    song_ids = catalog_song_ids.take(pa.array(song_catalog_rows))
+    played_rows = np.flatnonzero(played).astype(np.int32)
     song_index_of_catalog = np.full(len(catalog_song_ids), -1, dtype=np.int32)
-    song_index_of_catalog[song_catalog_rows] = sorted_positions(song_ids)
-    order = pc.sort_indices(song_ids)
-    song_ids = song_ids.take(order)
-    song_catalog_rows = song_catalog_rows[order.to_numpy()]
+    song_ids, song_index_of_catalog[played_rows] = sort_ids(
+        catalog_song_ids.take(pa.array(played_rows))
+    )
+    song_catalog_rows = np.empty_like(played_rows)
+    song_catalog_rows[song_index_of_catalog[played_rows]] = played_rows
 
     def plays(kinds_: tuple[str, ...]) -> Plays:
         users = np.concatenate([joined[kind][0] for kind in kinds_])

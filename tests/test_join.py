@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from msd_tasks.join import join_plays, sorted_positions, user_shards
+from msd_tasks.join import join_plays, sort_ids, user_shards
 from msd_tasks.triplets import Triplets
 
 
@@ -73,7 +73,8 @@ def test_plays_keep_every_joined_line():
 
 def test_sorted_positions_use_code_point_order_like_pandas():
     values = ["b", "B", "é", "e", "Z", "ü", "a"]
-    positions = sorted_positions(pa.array(values))
+    ordered, positions = sort_ids(pa.array(values))
+    assert ordered.to_pylist() == sorted(values)
     expected = {value: rank for rank, value in enumerate(sorted(values))}
     assert positions.tolist() == [expected[value] for value in values]
     import pandas as pd

@@ -76,6 +76,7 @@ class Publish(PipelineTask):
         output_dir = manifest.parent
         return (
             published.get("build") == build_id(self)
+            and published.get("state") == "complete"
             and all((output_dir / name).is_file() for name in published.get("files", {}))
             and all(task.complete() for task in flatten(self.requires()))
         )

@@ -7,6 +7,8 @@ from typing import BinaryIO
 import numpy as np
 import scipy.sparse as sp
 
+MAX_EXACT_FLOAT32 = 2**24  # the largest integer up to which every integer is a float32
+
 
 def play_matrix(
     song_index: np.ndarray, user_index: np.ndarray, play_count: np.ndarray, shape: tuple[int, int]
@@ -17,7 +19,13 @@ def play_matrix(
     (2.3 s against 3.8 s for 48M plays) and is the notebook's own, so it stays.
     """
     coo = sp.coo_matrix((play_count.astype(np.float32), (song_index, user_index)), shape=shape)
-    return coo.tocsr()
+    matrix = coo.tocsr()
+    if matrix.nnz and matrix.data.max() > MAX_EXACT_FLOAT32:
+        raise ValueError(
+            f"a (song, user) cell sums repeated lines to {matrix.data.max():.0f} plays, "
+            f"above {MAX_EXACT_FLOAT32}: float32 would no longer hold it exactly"
+        )
+    return matrix
 
 
 def save_matrix(matrix: sp.csr_matrix, file: BinaryIO) -> None:

@@ -32,7 +32,9 @@ def song_vectors(features: np.ndarray, scaling: str = "raw") -> np.ndarray:
     """
     features = np.asarray(features, dtype=np.float64)
     if scaling == "zscore":
-        features = (features - np.nanmean(features, axis=0)) / np.nanstd(features, axis=0)
+        spread = np.nanstd(features, axis=0)
+        spread[~(spread > 0)] = 1.0  # a constant feature centres to 0 instead of dividing by 0
+        features = (features - np.nanmean(features, axis=0)) / spread
     elif scaling != "raw":
         raise ValueError(f"music scaling must be 'raw' or 'zscore', not {scaling!r}")
     return features @ FEATURE_TO_MUSIC

@@ -48,30 +48,44 @@ def _replace(staged: Path, target: Path) -> None:
         os.replace(staged, target)
 
 
+def _write_manifest(output_dir: Path, manifest: dict) -> None:
+    with atomic_file(output_dir / "manifest.json") as temporary:
+        temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+
+
+def _sweep_leftovers(output_dir: Path) -> None:
+    """Staging and replaced folders of earlier publishes that were killed half-way."""
+    for leftover in [*output_dir.glob(".staging-*"), *output_dir.glob(".*.old")]:
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
 def publish(sources: dict[str, Path], output_dir: Path, build: str, details: dict) -> dict:
-    """Replace `output_dir/<name>` by each source file or folder, then write the manifest."""
+    """Replace `output_dir/<name>` by each source file or folder, then write the manifest.
+
+    Everything slow (linking or copying, checksums) happens in the staging folder. Only the
+    renames touch the published set; just before them the manifest says `"state":
+    "publishing"`, so a consumer (or the next run, which finishes the job) can tell a set that
+    is being switched from a complete one.
+    """
     output_dir.mkdir(parents=True, exist_ok=True)
+    _sweep_leftovers(output_dir)
     staging = output_dir / f".staging-{build}"
-    shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
+    manifest = {"build": build, **details}
     try:
         for name, source in sources.items():
             _link_or_copy(source, staging / name)
-        files = {
+        manifest["files"] = {
             str(path.relative_to(staging)): {"bytes": path.stat().st_size, "sha256": sha256(path)}
             for path in sorted(staging.rglob("*"))
             if path.is_file()
         }
+        _write_manifest(output_dir, {**manifest, "state": "publishing"})
         for name in sources:
             _replace(staging / name, output_dir / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    manifest = {
-        "build": build,
-        "finished_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "files": files,
-        **details,
-    }
-    with atomic_file(output_dir / "manifest.json") as temporary:
-        temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    manifest["state"] = "complete"
+    manifest["finished_at"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    _write_manifest(output_dir, manifest)
     return manifest

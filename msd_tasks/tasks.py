@@ -35,6 +35,7 @@ from msd_tasks.deliverables import (
     user_table,
     write_hdf,
 )
+from msd_tasks.errors import InputError
 from msd_tasks.join import join_plays, user_shards
 from msd_tasks.matrices import play_matrix, save_matrix
 from msd_tasks.mismatches import read_mismatched_songs
@@ -137,6 +138,18 @@ class PipelineTask(ResultParameters, luigi.Task):
     def build(self, folder: Path) -> dict | None:
         raise NotImplementedError
 
+    def check_unchanged(self, key: str) -> None:
+        """Fail if a raw file changed since the build was planned (it may have been half read)."""
+        path = raw.raw_path(paths().raw_dir, key)
+        planned, now = self.raw_fingerprints()[key], raw.file_fingerprint(path)
+        if now != planned:
+            raise InputError(
+                path,
+                "while the build read it",
+                f"an unchanged file (size:mtime {planned})",
+                f"{now}; it was modified during the run, so run the build again",
+            )
+
     def stats(self) -> dict:
         return read_json(self.folder() / "stats.json")
 
@@ -159,6 +172,8 @@ class CleanSongs(PipelineTask):
         msd = read_msd(raw.raw_path(paths().raw_dir, "msd"))
         genres = read_genres(raw.raw_path(paths().raw_dir, "genres"))
         songs = clean_songs(msd, genres)
+        self.check_unchanged("msd")
+        self.check_unchanged("genres")
         write_parquet(songs, folder / "songs.parquet")
         return {
             "msd_rows": len(msd),
@@ -189,6 +204,7 @@ class ImportTriplets(PipelineTask):
     def build(self, folder):
         path = raw.raw_path(paths().raw_dir, self.kind)
         triplets = read_triplets(path, self.on_bad_lines)
+        self.check_unchanged(self.kind)
         if triplets.skipped_lines:
             logger.warning("%s: skipped %d malformed lines", path, triplets.skipped_lines)
         write_triplets(triplets, folder)
@@ -244,7 +260,9 @@ class JoinPlays(PipelineTask):
         if not path.exists():
             logger.warning("--drop-mismatches: %s not found, no plays dropped", path)
             return None
-        return read_mismatched_songs(path)
+        songs = read_mismatched_songs(path)
+        self.check_unchanged("mismatches")
+        return songs
 
 
 class IndexMappings(PipelineTask):

@@ -56,7 +56,10 @@ def read_triplets(path: Path, on_bad_lines: str = "error") -> Triplets:
         table = _read(path, skip_row if skipping else None)
     except pa.ArrowInvalid as error:
         found = str(error)
-        raise first_bad_line(path) or InputError(path, "a line", EXPECTED_LINE, found) from None
+        first = first_bad_line(path, encoding_only=skipping)
+        raise first or InputError(path, "a line", EXPECTED_LINE, found) from None
+    if table.num_rows == 0:
+        raise InputError(path, "line 1", f"{EXPECTED_LINE} lines", "no line with any text")
     users, songs, counts = _columns(table)
     keep = _good_rows(users, songs, counts) if skipping else _check_rows(path, users, songs, counts)
     if keep is not None:
@@ -92,6 +95,8 @@ def _columns(table: pa.Table) -> tuple[pa.DictionaryArray, pa.DictionaryArray, n
     table = table.unify_dictionaries()
     counts = table.column("play_count")
     if counts.type == pa.string():
+        # pyarrow's integer parser accepts surrounding spaces in strict mode: so does skip mode.
+        counts = pc.utf8_trim_whitespace(counts)
         digits = pc.match_substring_regex(counts, r"^[0-9]{1,9}$")
         counts = pc.cast(pc.if_else(digits, counts, "0"), pa.int64())
     return (
@@ -122,22 +127,16 @@ def _good_rows(users, songs, counts) -> np.ndarray:
 
 
 def _check_rows(path: Path, users, songs, counts) -> None:
-    """The checks pyarrow's parser cannot make: empty ids and play counts out of range."""
-    for column, bad in (
-        ("user_id", _empty_id_rows(users)),
-        ("song_id", _empty_id_rows(songs)),
-    ):
-        if bad.any():
-            line = int(np.argmax(bad)) + 1
-            raise InputError(path, f"line {line}, column {column}", f"a non-empty {column}", "''")
-    bad = _bad_count_rows(counts)
+    """The checks pyarrow's parser cannot make: empty ids and play counts out of range.
+
+    On a failure the file is scanned once more to name the first bad line (pyarrow skips blank
+    lines, so row numbers are not line numbers).
+    """
+    bad = _empty_id_rows(users) | _empty_id_rows(songs) | _bad_count_rows(counts)
     if bad.any():
         row = int(np.argmax(bad))
-        raise InputError(
-            path,
-            f"line {row + 1}, column play_count",
-            f"an integer play count from 1 to {MAX_PLAY_COUNT}",
-            repr(int(counts[row])),
+        raise first_bad_line(path) or InputError(
+            path, f"data row {row + 1}", EXPECTED_LINE, "an empty id or a play count out of range"
         )
 
 
@@ -147,10 +146,13 @@ def describe_bad_line(line: bytes) -> tuple[str, str] | None:
         text = line.decode("utf-8")
     except UnicodeDecodeError as error:
         return "UTF-8 text", f"byte 0x{line[error.start]:02x} at column {error.start + 1}"
+    if not text.strip("\r\n"):
+        return None  # blank lines are ignored, as pyarrow's reader ignores them
     fields = text.rstrip("\r\n").split("\t")
     if len(fields) != 3:
         return f"3 tab-separated fields ({EXPECTED_LINE})", f"{len(fields)}: {text.rstrip()!r}"
     user_id, song_id, count = fields
+    count = count.strip()
     if not user_id:
         return "a non-empty user_id in column 1", "''"
     if not song_id:
@@ -160,11 +162,14 @@ def describe_bad_line(line: bytes) -> tuple[str, str] | None:
     return None
 
 
-def first_bad_line(path: Path) -> InputError | None:
-    """Scan a file line by line (slow, only after the fast reader failed) for its first bad line."""
+def first_bad_line(path: Path, encoding_only: bool = False) -> InputError | None:
+    """Scan a file line by line (slow, only after the fast reader failed) for its first bad line.
+
+    With `encoding_only`, only bytes that are not UTF-8 count (the other faults can be skipped).
+    """
     with open(path, "rb") as lines:
         for number, line in enumerate(lines, start=1):
             problem = describe_bad_line(line)
-            if problem:
+            if problem and not (encoding_only and problem[0] != "UTF-8 text"):
                 return InputError(path, f"line {number}", *problem)
     return None

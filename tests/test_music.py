@@ -63,3 +63,11 @@ def test_zscore_standardises_each_feature_before_mapping():
     np.testing.assert_allclose(np.nanmean(song_vectors(features, "zscore"), axis=0), 0, atol=1e-12)
     with pytest.raises(ValueError, match="music scaling"):
         song_vectors(features, "minmax")
+
+
+def test_zscore_of_a_constant_feature_centres_it_instead_of_dividing_by_zero():
+    features = np.column_stack([np.linspace(0, 1, 5)] * 5 + [np.full(5, 0.3)])
+    vectors = song_vectors(features, "zscore")
+    assert np.isfinite(vectors).all()
+    z = (features[:, :5] - features[:, :5].mean(axis=0)) / features[:, :5].std(axis=0)
+    np.testing.assert_allclose(vectors, z @ FEATURE_TO_MUSIC[:5])

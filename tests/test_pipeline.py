@@ -16,9 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from luigi.execution_summary import LuigiStatusCode
 
+from msd_tasks.errors import InputError
 from msd_tasks.music import FEATURES
+from msd_tasks.raw import fingerprints
+from msd_tasks.tasks import CleanSongs
 from tests.conftest import copy_raw
 from tests.deliverable_compare import assert_deliverables_match
 
@@ -240,3 +244,12 @@ def test_a_deleted_deliverable_is_published_again(handmade, pipeline_in, tmp_pat
     assert (pipeline.output_dir / "user_df.h5").is_file()
     assert success_markers(pipeline.checkpoint_dir) == before  # republished, not recomputed
     assert_deliverables_match(handmade / "notebook", pipeline.output_dir, pipeline.raw_dir)
+
+
+def test_a_raw_file_changed_during_the_run_fails_the_task(handmade, pipeline_in, tmp_path):
+    pipeline = pipeline_in(copy_raw(handmade, tmp_path))
+    planned = fingerprints(pipeline.raw_dir)
+    genres = pipeline.raw_dir / "msd-MAGD-genreAssignment.cls"
+    genres.write_text(genres.read_text() + "TRLATE0000000001\tRap\n")  # after planning
+    with pytest.raises(InputError, match="modified during the run"):
+        CleanSongs(fingerprints=planned).build(tmp_path)

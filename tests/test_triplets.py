@@ -77,3 +77,27 @@ def test_skip_mode_drops_and_counts_bad_lines(tmp_path):
     triplets = read_triplets(write(tmp_path, text), on_bad_lines="skip")
     assert lines_of(triplets) == [("u1", "SOA", 3), ("u5", "SOF", 2)]
     assert triplets.skipped_lines == 4
+
+
+def test_a_file_of_blank_lines_is_empty(tmp_path):
+    with pytest.raises(InputError, match="no line with any text"):
+        read_triplets(write(tmp_path, "\n\n\n"))
+
+
+def test_blank_lines_do_not_shift_the_line_named(tmp_path):
+    path = write(tmp_path, "u1\tSOA\t1\n\nu2\tSOB\t0\n")
+    with pytest.raises(InputError, match=r"line 3: expected an integer play count"):
+        read_triplets(path)
+
+
+def test_spaces_around_a_count_read_the_same_in_both_modes(tmp_path):
+    path = write(tmp_path, "u1\tSOA\t 5\nu2\tSOB\t7 \n")
+    strict, skipping = read_triplets(path), read_triplets(path, on_bad_lines="skip")
+    assert lines_of(strict) == lines_of(skipping) == [("u1", "SOA", 5), ("u2", "SOB", 7)]
+    assert skipping.skipped_lines == 0
+
+
+def test_skip_mode_names_the_undecodable_line_not_a_skippable_one(tmp_path):
+    path = write(tmp_path, b"u1\tSOA\t3\nu2\tSOB\nu3\xff\tSOC\t1\n")
+    with pytest.raises(InputError, match=r"line 3: expected UTF-8 text"):
+        read_triplets(path, on_bad_lines="skip")

@@ -1,0 +1,46 @@
+"""Publishing: staged links, renames, a manifest that describes exactly what is there."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from msd_tasks.matrices import MAX_EXACT_FLOAT32, play_matrix
+from msd_tasks.publish import publish
+
+
+def sources(tmp_path, text: str) -> dict:
+    build = tmp_path / f"build-{text}"
+    (build / "report").mkdir(parents=True)
+    (build / "a.h5").write_text(f"a {text}")
+    (build / "report" / "index.html").write_text(f"<p>{text}</p>")
+    return {"a.h5": build / "a.h5", "report": build / "report"}
+
+
+def test_manifest_lists_every_published_file_with_its_checksum(tmp_path):
+    out = tmp_path / "out"
+    publish(sources(tmp_path, "one"), out, build="b1", details={"counts": {"users": 1}})
+    (out / ".staging-dead").mkdir()  # left by a publish that was killed
+    (out / ".report.old").mkdir()
+    manifest = publish(sources(tmp_path, "two"), out, build="b2", details={})
+    on_disk = json.loads((out / "manifest.json").read_text())
+    assert on_disk == manifest
+    assert manifest["build"] == "b2" and manifest["state"] == "complete"
+    assert sorted(manifest["files"]) == ["a.h5", "report/index.html"]
+    for name, entry in manifest["files"].items():
+        content = (out / name).read_bytes()
+        assert entry == {"bytes": len(content), "sha256": hashlib.sha256(content).hexdigest()}
+    assert (out / "report" / "index.html").read_text() == "<p>two</p>"
+    assert sorted(path.name for path in out.iterdir()) == ["a.h5", "manifest.json", "report"]
+
+
+def test_repeated_lines_summing_past_float32_precision_are_refused():
+    song, user = np.zeros(2, np.int32), np.zeros(2, np.int32)
+    ok = play_matrix(song, user, np.array([MAX_EXACT_FLOAT32 // 2] * 2, np.int32), (1, 1))
+    assert isinstance(ok, sp.csr_matrix) and ok[0, 0] == MAX_EXACT_FLOAT32
+    with pytest.raises(ValueError, match="float32 would no longer hold it exactly"):
+        play_matrix(song, user, np.array([MAX_EXACT_FLOAT32 // 2 + 1] * 2, np.int32), (1, 1))

@@ -92,3 +92,25 @@ def test_user_shards_are_stable_and_spread():
     import zlib
 
     assert shards[5] == zlib.crc32(f"{5:040x}".encode()) % 8
+
+
+def test_user_shards_are_the_same_in_another_process_with_another_hash_seed():
+    import json
+    import os
+    import subprocess
+    import sys
+
+    ids = [f"{i:040x}" for i in range(0, 4000, 7)]
+    code = (
+        "import json, sys, pyarrow as pa; from msd_tasks.join import user_shards; "
+        "print(json.dumps(user_shards(pa.array(json.loads(sys.stdin.read())), 8).tolist()))"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", code],
+        input=json.dumps(ids),
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+    )
+    assert json.loads(other.stdout) == user_shards(pa.array(ids), 8).tolist()

@@ -178,7 +178,7 @@ def test_kill_9_mid_run_leaves_only_whole_checkpoints(busy_sample, builds, tmp_p
             workers=2,
             n_shards=8,
             module="tests.faulty_tasks",
-            env={"MSD_SLOW_SHARDS": "all", "MSD_SLOW_SECONDS": "1"},
+            env={"MSD_SLOW_SHARDS": "all", "MSD_SLOW_SECONDS": "5"},  # wide, even under load
             name="killed",
             **folders,
         ).start()

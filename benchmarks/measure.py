@@ -57,11 +57,24 @@ def measure(command: list[str], cwd=None, env=None) -> Measurement:
     reader = threading.Thread(target=read_stderr, daemon=True)
     reader.start()
     root = psutil.Process(process.pid)
+    exited = threading.Event()
+    ended_at: list[float] = []
+
+    def wait_for_exit() -> None:
+        process.wait()
+        ended_at.append(time.perf_counter())
+        exited.set()
+
+    # The exit is timed by a thread blocked in wait(), not by the sampling loop, whose
+    # 100 ms steps would add up to 100 ms to every wall time.
+    waiter = threading.Thread(target=wait_for_exit, daemon=True)
+    waiter.start()
     peaks: dict[int, int] = {}
     peak = 0
-    while process.poll() is None:
+    while not exited.is_set():
         peak = max(peak, _tree_rss(root, peaks))
-        time.sleep(SAMPLE_SECONDS)
-    wall = time.perf_counter() - start
+        exited.wait(SAMPLE_SECONDS)
+    waiter.join()
+    wall = ended_at[0] - start
     reader.join(timeout=10)
     return Measurement(process.returncode, wall, peak, peaks, lines)

@@ -16,8 +16,10 @@ from msd_tasks import raw
 from msd_tasks.checkpoints import prune_generations, remove_orphan_temporaries
 from msd_tasks.config import paths, pipeline
 from msd_tasks.errors import MissingInputError
+from msd_tasks.join import automatic_shard_count
 from msd_tasks.publish import publish
 from msd_tasks.tasks import (
+    PRIORITY,
     ImportTriplets,
     IndexMappings,
     PipelineTask,
@@ -26,20 +28,17 @@ from msd_tasks.tasks import (
     SongTable,
     UserFrame,
     UserTable,
+    featureless_stats,
     read_json,
 )
 
 logger = logging.getLogger("luigi-interface")
 
+# Each deliverable and the task whose checkpoint holds it.
 DELIVERABLES = {
-    "user_mapping.h5": IndexMappings,
-    "song_mapping.h5": IndexMappings,
-    "train_sparse.npz": PlayMatrices,
-    "test_sparse.npz": PlayMatrices,
-    "song_df.h5": SongTable,
-    "user_df.h5": UserFrame,
-    "song_df.parquet": SongTable,
-    "user_df.parquet": UserTable,
+    name: task
+    for task in (IndexMappings, PlayMatrices, SongTable, UserFrame, UserTable)
+    for name in task.published
 }
 
 
@@ -87,10 +86,14 @@ class Publish(PipelineTask):
             name: tasks[task.__name__].folder() / name for name, task in DELIVERABLES.items()
         }
         sources["report"] = tasks["BuildReport"].folder() / "report"
+        known_checksums = {}
+        for task in tasks.values():
+            known_checksums.update(task.checksums())
         counts = {
             **self.joined().stats(),
             **tasks["PlayMatrices"].stats(),
             **tasks["UserTable"].stats(),
+            "songs_without_features": tasks["SongTable"].stats()["songs_without_features"],
             "skipped_lines": {
                 kind: self.clone(ImportTriplets, kind=kind).stats()["skipped_lines"]
                 for kind in raw.TRIPLET_KINDS
@@ -105,6 +108,7 @@ class Publish(PipelineTask):
                 "parameters": {**self.result_parameters(), "n_shards": self.n_shards},
                 "counts": counts,
             },
+            known_checksums=known_checksums,
         )
         removed = prune_generations(
             Path(paths().checkpoint_dir), pipeline().keep_generations, graph_folders(self)
@@ -114,6 +118,11 @@ class Publish(PipelineTask):
             logger.info(
                 "Removed %d old checkpoint generations and orphan temporaries", len(removed)
             )
+
+
+def train_text_bytes() -> int:
+    train = raw.raw_path(paths().raw_dir, "train")
+    return train.stat().st_size if train.exists() else 0
 
 
 def graph_folders(task: luigi.Task) -> set[Path]:
@@ -130,7 +139,7 @@ class BuildAll(ResultParameters, luigi.WrapperTask):
             logger.error("%s", MissingInputError(missing, raw.SOURCES))
         return Publish(
             fingerprints=raw.fingerprints(paths().raw_dir),
-            n_shards=pipeline().n_shards,
+            n_shards=pipeline().n_shards or automatic_shard_count(train_text_bytes()),
             **self.result_parameters(),
         )
 
@@ -142,15 +151,24 @@ class BuildReport(PipelineTask):
     deliverables; the run section covers the tasks that finished before it.
     """
 
+    priority = PRIORITY["report"]
+    published = ("report",)
+
     def requires(self):
-        return {task.__name__: self.clone(task) for task in (SongTable, PlayMatrices, UserTable)}
+        # The user rows come from the shards, not UserTable: the report need not wait for the
+        # merge, and it reads the same rows.
+        return {
+            "SongTable": self.clone(SongTable),
+            "PlayMatrices": self.clone(PlayMatrices),
+            "shards": self.shards(),
+        }
 
     def build(self, folder):
         from msd_tasks.report import render_report  # matplotlib is slow to import
 
         tasks = self.requires()
         sources = {
-            "user_df.parquet": tasks["UserTable"].folder() / "user_df.parquet",
+            "user_df.parquet": [task.folder() / "user_rows.parquet" for task in tasks["shards"]],
             "song_df.parquet": tasks["SongTable"].folder() / "song_df.parquet",
             "train_sparse.npz": tasks["PlayMatrices"].folder() / "train_sparse.npz",
         }
@@ -215,22 +233,22 @@ def report_facts(report_task: BuildReport) -> dict:
         "tasks": runs,
         "fingerprints": report_task.raw_fingerprints(),
         "parameters": {**report_task.result_parameters(), "n_shards": report_task.n_shards},
-        "warnings": build_warnings(tasks),
+        "warnings": build_warnings(tasks, featureless_stats(report_task.shards())),
     }
 
 
-def build_warnings(tasks: dict[str, PipelineTask]) -> list[str]:
+def build_warnings(tasks: dict[str, PipelineTask], featureless_users: dict[str, int]) -> list[str]:
     warnings = []
     for kind in raw.TRIPLET_KINDS:
         skipped = tasks[kind].stats()["skipped_lines"]
         if skipped:
             warnings.append(f"{raw.RAW_FILES[kind]}: skipped {skipped:,} malformed lines")
-    users = tasks["UserTable"].stats()
-    if users["songs_without_features"]:
+    songs_without_features = tasks["SongTable"].stats()["songs_without_features"]
+    if songs_without_features:
         warnings.append(
-            f"{users['songs_without_features']:,} songs have no audio features; they are left "
-            f"out of the MUSIC means of {users['users_with_featureless_songs']:,} users, "
-            f"{users['users_without_music']:,} of whom have no MUSIC (NaN)"
+            f"{songs_without_features:,} songs have no audio features; they are left out of the "
+            f"MUSIC means of {featureless_users['users_with_featureless_songs']:,} users, "
+            f"{featureless_users['users_without_music']:,} of whom have no MUSIC (NaN)"
         )
     return warnings
 

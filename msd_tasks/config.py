@@ -19,7 +19,9 @@ class paths(luigi.Config):
 
 class pipeline(luigi.Config):
     n_shards = luigi.IntParameter(
-        default=8, description="User-hash shards of PerUserMusic, run in parallel by --workers"
+        default=0,
+        description="User-hash shards of PerUserMusic, run in parallel by --workers; "
+        "0: one per 384 MiB of train_triplets.txt, at least 2",
     )
     keep_generations = luigi.IntParameter(
         default=3, description="Checkpoint generations kept per task after a successful build"

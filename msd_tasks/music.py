@@ -37,7 +37,9 @@ def song_vectors(features: np.ndarray, scaling: str = "raw") -> np.ndarray:
         features = (features - np.nanmean(features, axis=0)) / spread
     elif scaling != "raw":
         raise ValueError(f"music scaling must be 'raw' or 'zscore', not {scaling!r}")
-    return features @ FEATURE_TO_MUSIC
+    # numpy's own loop for this 6x5 product: BLAS would wake its thread pool, whose threads then
+    # spin for a while on the core the other Luigi worker is using.
+    return np.einsum("sf,fm->sm", features, FEATURE_TO_MUSIC)
 
 
 def weighted_means(

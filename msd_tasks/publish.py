@@ -25,6 +25,18 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def checksums(folder: Path, names: list[str] | tuple[str, ...]) -> dict[str, dict]:
+    """Bytes and sha256 of every file under `folder/<name>`, keyed by the path in `folder`."""
+    files = {}
+    for name in names:
+        top = folder / name
+        for path in sorted([top] if top.is_file() else top.rglob("*")):
+            if path.is_file():
+                entry = {"bytes": path.stat().st_size, "sha256": sha256(path)}
+                files[path.relative_to(folder).as_posix()] = entry
+    return files
+
+
 def _link_or_copy(source: Path | str, target: Path | str) -> None:
     source = Path(source)
     if source.is_dir():
@@ -48,6 +60,21 @@ def _replace(staged: Path, target: Path) -> None:
         os.replace(staged, target)
 
 
+def _check_sizes(staging: Path, known: dict[str, dict]) -> None:
+    staged = {
+        path.relative_to(staging).as_posix(): path.stat().st_size
+        for path in staging.rglob("*")
+        if path.is_file()
+    }
+    expected = {name: entry["bytes"] for name, entry in known.items()}
+    if staged != expected:
+        changed = sorted(set(staged.items()) ^ set(expected.items()))
+        raise ValueError(
+            f"the files to publish differ from those checksummed when they were written "
+            f"(name, bytes): {changed[:5]}; a checkpoint was modified, so rebuild it"
+        )
+
+
 def _write_manifest(output_dir: Path, manifest: dict) -> None:
     with atomic_file(output_dir / "manifest.json") as temporary:
         temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True))
@@ -59,13 +86,20 @@ def _sweep_leftovers(output_dir: Path) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
 
 
-def publish(sources: dict[str, Path], output_dir: Path, build: str, details: dict) -> dict:
+def publish(
+    sources: dict[str, Path],
+    output_dir: Path,
+    build: str,
+    details: dict,
+    known_checksums: dict[str, dict] | None = None,
+) -> dict:
     """Replace `output_dir/<name>` by each source file or folder, then write the manifest.
 
     Everything slow (linking or copying, checksums) happens in the staging folder. Only the
     renames touch the published set; just before them the manifest says `"state":
     "publishing"`, so a consumer (or the next run, which finishes the job) can tell a set that
-    is being switched from a complete one.
+    is being switched from a complete one. `known_checksums` (from `checksums()` when the files
+    were written) spares hashing them again; the staged files must match their names and sizes.
     """
     output_dir.mkdir(parents=True, exist_ok=True)
     _sweep_leftovers(output_dir)
@@ -75,11 +109,11 @@ def publish(sources: dict[str, Path], output_dir: Path, build: str, details: dic
     try:
         for name, source in sources.items():
             _link_or_copy(source, staging / name)
-        manifest["files"] = {
-            str(path.relative_to(staging)): {"bytes": path.stat().st_size, "sha256": sha256(path)}
-            for path in sorted(staging.rglob("*"))
-            if path.is_file()
-        }
+        if known_checksums is None:
+            manifest["files"] = checksums(staging, list(sources))
+        else:
+            _check_sizes(staging, known_checksums)
+            manifest["files"] = dict(sorted(known_checksums.items()))
         _write_manifest(output_dir, {**manifest, "state": "publishing"})
         for name in sources:
             _replace(staging / name, output_dir / name)

@@ -14,11 +14,12 @@ from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullLocator
+from matplotlib.ticker import FuncFormatter, NullLocator
 
 from msd_tasks.checkpoints import atomic_folder
 from msd_tasks.music import DIMENSIONS
@@ -60,6 +61,9 @@ code { font-size: 90%; word-break: break-all; }
 .scaling { background: #fff3cd; border: 1px solid #e0c068; padding: 0.5em 1em; }
 img { max-width: 100%; display: block; }
 """
+
+
+Sources = Path | str | list[Path]  # one file, or the files of its parts
 
 
 class ReportError(ValueError):
@@ -140,33 +144,52 @@ def check_facts(facts: Mapping) -> None:
         raise ReportError("facts['parameters'] lacks music_scaling")
 
 
-def data_sources(where: Path | Mapping[str, Path], build: str) -> dict[str, Path]:
+def data_sources(where: Path | Mapping[str, Sources], build: str) -> dict[str, list[Path]]:
     """The data files to report on: a folder of deliverables (whose manifest.json, if there is
-    one, must name `build`) or a mapping of file name to path. Raises ReportError if one is
-    missing."""
+    one, must name `build`) or a mapping of file name to path, or to the paths of its parts
+    (user_df.parquet as the user rows of the shards). Raises ReportError if one is missing."""
     if isinstance(where, Mapping):
-        sources = {name: Path(where[name]) for name in DATA_FILES if name in where}
+        sources = {name: as_paths(where[name]) for name in DATA_FILES if name in where}
     else:
         folder = Path(where)
-        sources = {name: folder / name for name in DATA_FILES}
+        sources = {name: [folder / name] for name in DATA_FILES}
         manifest = folder / "manifest.json"
         if manifest.is_file():
             published = json.loads(manifest.read_text()).get("build")
             if published != build:
                 raise ReportError(f"{folder} holds build {published!r}, not {build!r}")
-    absent = [name for name in DATA_FILES if name not in sources or not sources[name].is_file()]
+    absent = [
+        name
+        for name in DATA_FILES
+        if not sources.get(name) or not all(path.is_file() for path in sources[name])
+    ]
     if absent:
         raise ReportError(f"{where}: missing deliverables {', '.join(absent)}")
+    if len(sources["song_df.parquet"]) != 1 or len(sources["train_sparse.npz"]) != 1:
+        raise ReportError("song_df.parquet and train_sparse.npz are single files")
     return sources
 
 
-def read_deliverables(sources: Mapping[str, Path]) -> Deliverables:
-    users = pq.read_table(sources["user_df.parquet"], columns=["num_songs", *DIMENSIONS])
-    genres = pq.read_table(sources["song_df.parquet"], columns=["genre"]).column("genre")
+def as_paths(source: Sources) -> list[Path]:
+    return [Path(source)] if isinstance(source, str | Path) else [Path(path) for path in source]
+
+
+def read_user_rows(paths: list[Path]) -> pa.Table:
+    """num_songs and MUSIC per user, in sparse_index order whether read whole or in parts."""
+    columns = ["sparse_index", "num_songs", *DIMENSIONS]
+    users = pa.concat_tables([pq.read_table(path, columns=columns) for path in paths])
+    if len(paths) > 1:  # the same order as user_df, so that float sums come out the same
+        users = users.take(np.argsort(users.column("sparse_index").to_numpy(), kind="stable"))
+    return users
+
+
+def read_deliverables(sources: Mapping[str, list[Path]]) -> Deliverables:
+    users = read_user_rows(sources["user_df.parquet"])
+    genres = pq.read_table(sources["song_df.parquet"][0], columns=["genre"]).column("genre")
     counted = pc.value_counts(genres.fill_null(NO_GENRE)).to_pylist()
-    with np.load(sources["train_sparse.npz"]) as train:  # only the arrays needed
+    with np.load(sources["train_sparse.npz"][0]) as train:  # only the arrays needed
         if train["format"].item() != b"csr":
-            raise ReportError(f"{sources['train_sparse.npz']}: expected a CSR matrix")
+            raise ReportError(f"{sources['train_sparse.npz'][0]}: expected a CSR matrix")
         listeners = np.diff(train["indptr"])
         play_counts = train["data"]
     return Deliverables(
@@ -324,14 +347,30 @@ def save_figure(figure: Figure, path: Path) -> str:
     return path.name
 
 
+def log_scale(axes, which: str) -> None:
+    """Log scale with plain labels (1, 10, 1,000) and no minor ticks.
+
+    Matplotlib's default labels (10 to the power n) go through its TeX-like math parser, which
+    took a third of the drawing time; minor ticks cost more than the data.
+    """
+    getattr(axes, f"set_{which}scale")("log")
+    axis = getattr(axes, f"{which}axis")
+    axis.set_minor_locator(NullLocator())
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.10g}"))
+
+
+def set_title(axes, title: str) -> None:
+    """A title at a fixed height: an automatic one measures every tick label to place itself."""
+    axes.set_title(title, y=1.0, pad=6.0)
+
+
 def funnel_figure(funnel: list[Mapping]) -> Figure:
     counts = np.array([stage["count"] for stage in funnel], dtype=np.float64)
     figure = new_figure(WIDTH, 0.35 * len(funnel) + 1.2, left=3.0)
     axes = figure.subplots()
     positions = np.arange(len(funnel))
     axes.barh(positions, np.where(counts > 0, counts, np.nan), color="#4878a8")
-    axes.set_xscale("log")
-    axes.xaxis.set_minor_locator(NullLocator())  # log minor ticks cost more than the bars
+    log_scale(axes, "x")
     axes.set_xlim(0.5, max(counts.max(initial=1.0), 1.0) * 8)
     for position, count in zip(positions, counts, strict=True):
         axes.text(max(count, 0.6) * 1.1, position, f"{count:,.0f}", va="center", fontsize=8)
@@ -340,7 +379,7 @@ def funnel_figure(funnel: list[Mapping]) -> Figure:
     )
     axes.invert_yaxis()
     axes.set_xlabel("count (log scale)")
-    axes.set_title("Funnel: from the raw files to the matrices")
+    set_title(axes, "Funnel: from the raw files to the matrices")
     return figure
 
 
@@ -356,13 +395,11 @@ def log_histogram_figure(values: np.ndarray, title: str, xlabel: str, ylabel: st
             edges[0] = float(positive.min())
         counts, edges = np.histogram(positive, bins=edges)
         axes.stairs(counts, edges, fill=True, color="#4878a8")
-        axes.set_xscale("log")
-        axes.set_yscale("log")
-        axes.xaxis.set_minor_locator(NullLocator())
-        axes.yaxis.set_minor_locator(NullLocator())
+        log_scale(axes, "x")
+        log_scale(axes, "y")
     zeros = values.size - positive.size
     note = f" ({zeros:,} zeros not shown)" if zeros else ""
-    axes.set_title(f"{title}: {values.size:,} values{note}")
+    set_title(axes, f"{title}: {values.size:,} values{note}")
     axes.set_xlabel(f"{xlabel} (log scale)")
     axes.set_ylabel(f"{ylabel} (log scale)")
     return figure
@@ -376,7 +413,7 @@ def genre_figure(genres: list[tuple[str, int]]) -> Figure:
     axes.set_yticks(positions, [genre for genre, _ in genres], parse_math=False)
     axes.invert_yaxis()
     axes.set_xlabel("songs")
-    axes.set_title("Songs per genre (song_df)")
+    set_title(axes, "Songs per genre (song_df)")
     return figure
 
 
@@ -387,7 +424,7 @@ def music_histograms_figure(music: np.ndarray, scaling: str) -> Figure:
         column = music[:, index]
         counts, edges = np.histogram(column[~np.isnan(column)], bins=BINS)
         ax.stairs(counts, edges, fill=True, color="#4878a8")  # one artist, not BINS bars
-        ax.set_title(dimension)
+        set_title(ax, dimension)
     axes[0].set_ylabel("users")
     figure.suptitle(f"MUSIC scores per user (music_scaling = {scaling}, NaN left out)")
     return figure
@@ -405,7 +442,7 @@ def correlation_figure(correlation: np.ndarray) -> Figure:
         color = "white" if abs(value) > 0.6 else "black"  # NaN compares False: black
         axes.text(column, row, label, ha="center", va="center", fontsize=8, color=color)
     figure.colorbar(image, ax=axes)
-    axes.set_title("Correlation of the MUSIC scores")
+    set_title(axes, "Correlation of the MUSIC scores")
     return figure
 
 
@@ -547,7 +584,7 @@ def page(facts: Mapping, report: dict, data: Deliverables, numbers: Numbers) -> 
     )
 
 
-def render_report(facts: dict, data: Path | Mapping[str, Path], report_dir: Path) -> dict:
+def render_report(facts: dict, data: Path | Mapping[str, Sources], report_dir: Path) -> dict:
     """Write report_dir/index.html, its PNGs and report.json from `facts` and the deliverables.
 
     Raises ReportError for incomplete facts or deliverables; any failure leaves report_dir as it

@@ -40,6 +40,7 @@ from msd_tasks.join import join_plays, user_shards
 from msd_tasks.matrices import play_matrix, save_matrix
 from msd_tasks.mismatches import read_mismatched_songs
 from msd_tasks.music import DIMENSIONS, FEATURES, song_vectors
+from msd_tasks.publish import checksums
 from msd_tasks.runstats import measured
 from msd_tasks.songs import clean_songs, read_genres, read_msd
 from msd_tasks.stages import (
@@ -55,9 +56,19 @@ from msd_tasks.users import USER_ROWS_SCHEMA, merge_user_rows, user_rows
 logger = logging.getLogger("luigi-interface")
 
 # Bump when a change to the code changes what a checkpoint holds: every generation is rebuilt.
-CHECKPOINT_VERSION = "1"
-# Luigi runs runnable tasks by priority: the longest path through the graph goes first.
-CRITICAL_PATH = 10
+CHECKPOINT_VERSION = "2"
+CHECKSUMS = "checksums.json"
+# Luigi runs the runnable task of highest priority first, and raises every task's priority to
+# that of the tasks waiting on it. The longest path is the train import, the join, the shards,
+# then the build report, the longest task of the tail: it starts as soon as the shards, the song
+# table and the matrices are done, while UserTable and UserFrame take the other worker. The
+# mappings are needed last, by Publish.
+PRIORITY = {
+    "train import": 100,
+    "shards": 40,
+    "report": 35,  # and so the song table and the matrices
+    "user tables": 30,
+}
 
 
 class RawFile(luigi.ExternalTask):
@@ -101,6 +112,7 @@ class PipelineTask(ResultParameters, luigi.Task):
 
     own_parameters: tuple[str, ...] = ()  # parameters that shape this task's own output
     raw_inputs: tuple[str, ...] = ()  # raw files this task reads itself
+    published: tuple[str, ...] = ()  # checkpoint files (or folders) that Publish publishes
 
     def raw_fingerprints(self) -> dict[str, str]:
         return dict(self.fingerprints) or raw.fingerprints(paths().raw_dir)
@@ -131,6 +143,9 @@ class PipelineTask(ResultParameters, luigi.Task):
         with atomic_folder(self.folder()) as folder:
             with measured() as run_stats:
                 stats = self.build(folder) or {}
+                if self.published:  # hashed here, beside other tasks, not at the end in Publish
+                    files = checksums(folder, self.published)
+                    (folder / CHECKSUMS).write_text(json.dumps(files, indent=1))
             (folder / "stats.json").write_text(json.dumps(stats, indent=1))
             run = {"task": self.task_id, **run_stats.as_dict()}
             (folder / "run.json").write_text(json.dumps(run, indent=1))
@@ -153,8 +168,15 @@ class PipelineTask(ResultParameters, luigi.Task):
     def stats(self) -> dict:
         return read_json(self.folder() / "stats.json")
 
+    def checksums(self) -> dict[str, dict]:
+        """Bytes and sha256 of each published file, keyed by its path in the checkpoint."""
+        return read_json(self.folder() / CHECKSUMS)
+
     def joined(self) -> JoinPlays:
         return self.clone(JoinPlays)
+
+    def shards(self) -> list[PerUserMusic]:
+        return [self.clone(PerUserMusic, shard=shard) for shard in range(self.n_shards)]
 
     def songs(self) -> CleanSongs:
         return self.clone(CleanSongs)
@@ -192,7 +214,7 @@ class ImportTriplets(PipelineTask):
     @property
     def priority(self):
         # The train file is 95% of the lines and the head of the longest path: start it first.
-        return 2 * CRITICAL_PATH if self.kind == "train" else 0
+        return PRIORITY["train import"] if self.kind == "train" else 0
 
     @property
     def raw_inputs(self):
@@ -268,6 +290,8 @@ class JoinPlays(PipelineTask):
 class IndexMappings(PipelineTask):
     """user_mapping.h5 and song_mapping.h5: one row per sparse_index (sparse_index, id)."""
 
+    published = ("user_mapping.h5", "song_mapping.h5")
+
     def requires(self):
         return self.joined()
 
@@ -282,6 +306,8 @@ class IndexMappings(PipelineTask):
 
 class PlayMatrices(PipelineTask):
     """train_sparse.npz (visible plays) and test_sparse.npz (hidden): songs x users, float32 CSR."""
+
+    published = ("train_sparse.npz", "test_sparse.npz")
 
     def requires(self):
         return self.joined()
@@ -314,6 +340,8 @@ class PlayMatrices(PipelineTask):
 class SongTable(PipelineTask):
     """song_df.h5 / song_df.parquet: one row per song sparse_index, all metadata plus genre."""
 
+    published = ("song_df.h5", "song_df.parquet")
+
     def requires(self):
         return {"joined": self.joined(), "songs": self.songs()}
 
@@ -327,7 +355,13 @@ class SongTable(PipelineTask):
         )
         write_parquet(songs, folder / "song_df.parquet")
         write_hdf(song_frame(songs), folder / "song_df.h5")
-        return {"songs": songs.num_rows}
+        features = np.column_stack(
+            [songs.column(name).to_numpy(zero_copy_only=False) for name in FEATURES]
+        )
+        return {
+            "songs": songs.num_rows,
+            "songs_without_features": int(np.isnan(features).any(axis=1).sum()),
+        }
 
 
 def song_music_vectors(joined: Path, songs: Path, scaling: str) -> np.ndarray:
@@ -342,7 +376,7 @@ class PerUserMusic(PipelineTask):
     """user_rows.parquet: the user_df rows of one user-hash shard (USER_ROWS_SCHEMA)."""
 
     shard = luigi.IntParameter(description="Which user-hash shard, 0..n_shards-1")
-    priority = CRITICAL_PATH  # before the mappings, matrices and song table, which can wait
+    priority = PRIORITY["shards"]
     own_parameters = ("music_scaling", "n_shards", "shard")
 
     def requires(self):
@@ -379,11 +413,12 @@ class PerUserMusic(PipelineTask):
 class UserTable(PipelineTask):
     """user_df.parquet: one row per user sparse_index, merged from the shards."""
 
-    priority = CRITICAL_PATH
+    published = ("user_df.parquet",)
+
+    priority = PRIORITY["user tables"]
 
     def requires(self):
-        shards = [self.clone(PerUserMusic, shard=shard) for shard in range(self.n_shards)]
-        return {"joined": self.joined(), "songs": self.songs(), "shards": shards}
+        return {"joined": self.joined(), "shards": self.shards()}
 
     def build(self, folder):
         joined = self.joined().folder()
@@ -394,23 +429,21 @@ class UserTable(PipelineTask):
             [read_parquet(task.folder() / "user_rows.parquet") for task in shards], len(user_ids)
         )
         write_parquet(user_table(rows, user_ids), folder / "user_df.parquet")
-        vectors = song_music_vectors(joined, self.songs().folder(), self.music_scaling)
-        stats = {
-            "songs_without_features": int(np.isnan(vectors).any(axis=1).sum()),
-            "users_with_featureless_songs": sum(
-                task.stats()["users_with_featureless_songs"] for task in shards
-            ),
-            "users_without_music": sum(task.stats()["users_without_music"] for task in shards),
-        }
+        stats = featureless_stats(shards)
         if stats["users_with_featureless_songs"]:
             logger.warning(
-                "%d songs have no audio features; left out of the MUSIC means of %d users, "
-                "%d of whom have no MUSIC (NaN)",
-                stats["songs_without_features"],
+                "%d users played songs without audio features, which are left out of their "
+                "MUSIC means; %d of them have no MUSIC (NaN)",
                 stats["users_with_featureless_songs"],
                 stats["users_without_music"],
             )
         return stats
+
+
+def featureless_stats(shards: list[PerUserMusic]) -> dict[str, int]:
+    """Users touched by songs without audio features, summed over the shards."""
+    keys = ("users_with_featureless_songs", "users_without_music")
+    return {key: sum(task.stats()[key] for task in shards) for key in keys}
 
 
 def read_json(path: Path) -> dict:
@@ -424,7 +457,9 @@ class UserFrame(PipelineTask):
     all; it runs while the build report is drawn.
     """
 
-    priority = CRITICAL_PATH
+    published = ("user_df.h5",)
+
+    priority = PRIORITY["user tables"]
 
     def requires(self):
         return self.clone(UserTable)

@@ -25,7 +25,7 @@ _ID_TYPE = pa.dictionary(pa.int32(), pa.string())
 # pyarrow parses one block per thread. Small files get at least 16 blocks so both cores stay busy
 # to the end; large files get 64 MB blocks, as every block's dictionaries must be unified.
 MIN_BLOCKS = 16
-BLOCK_SIZE_RANGE = (1 << 20, 64 << 20)
+MIN_BLOCK_SIZE, MAX_BLOCK_SIZE = 1 << 20, 64 << 20
 
 
 @dataclass(frozen=True)
@@ -96,8 +96,7 @@ def _read(path: Path, invalid_row_handler=None) -> pa.Table:
 
 
 def block_size(path: Path) -> int:
-    low, high = BLOCK_SIZE_RANGE
-    return min(max(path.stat().st_size // MIN_BLOCKS, low), high)
+    return min(max(path.stat().st_size // MIN_BLOCKS, MIN_BLOCK_SIZE), MAX_BLOCK_SIZE)
 
 
 def _columns(table: pa.Table) -> tuple[pa.DictionaryArray, pa.DictionaryArray, np.ndarray]:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from msd_tasks.join import join_plays, sort_ids, user_shards
+from msd_tasks.join import (
+    MIN_SHARDS,
+    SHARD_TEXT_BYTES,
+    automatic_shard_count,
+    join_plays,
+    sort_ids,
+    user_shards,
+)
 from msd_tasks.triplets import Triplets
 
 
@@ -114,3 +121,12 @@ def test_user_shards_are_the_same_in_another_process_with_another_hash_seed():
         env={**os.environ, "PYTHONHASHSEED": "12345"},
     )
     assert json.loads(other.stdout) == user_shards(pa.array(ids), 8).tolist()
+
+
+def test_automatic_shard_count_grows_with_the_train_text():
+    assert automatic_shard_count(0) == MIN_SHARDS == 2  # one per worker, even for tiny data
+    assert automatic_shard_count(300_106_594) == 2  # the sample at scale 0.1
+    assert automatic_shard_count(2 * SHARD_TEXT_BYTES) == 2
+    assert automatic_shard_count(2 * SHARD_TEXT_BYTES + 1) == 3
+    assert automatic_shard_count(3_001_070_295) == 8  # the sample at scale 1.0
+    assert automatic_shard_count(2_900_000_000) == 8  # the real train_triplets.txt (2.9 GB)

@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse as sp
 
 from msd_tasks.matrices import MAX_EXACT_FLOAT32, play_matrix
-from msd_tasks.publish import publish
+from msd_tasks.publish import checksums, publish
 
 
 def sources(tmp_path, text: str) -> dict:
@@ -35,6 +35,26 @@ def test_manifest_lists_every_published_file_with_its_checksum(tmp_path):
         content = (out / name).read_bytes()
         assert entry == {"bytes": len(content), "sha256": hashlib.sha256(content).hexdigest()}
     assert (out / "report" / "index.html").read_text() == "<p>two</p>"
+    assert sorted(path.name for path in out.iterdir()) == ["a.h5", "manifest.json", "report"]
+
+
+def test_checksums_taken_when_written_are_used_and_must_match_the_files(tmp_path):
+    out = tmp_path / "out"
+    first = sources(tmp_path, "one")
+    known = checksums(first["a.h5"].parent, ["a.h5", "report"])
+    manifest = publish(first, out, build="b1", details={}, known_checksums=known)
+    assert manifest["files"] == known
+    for name, entry in known.items():
+        content = (out / name).read_bytes()
+        assert entry == {"bytes": len(content), "sha256": hashlib.sha256(content).hexdigest()}
+
+    second = sources(tmp_path, "two")
+    stale = checksums(second["a.h5"].parent, ["a.h5", "report"])
+    second["a.h5"].write_text("a two, changed after its checksum was taken")
+    published = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    with pytest.raises(ValueError, match="differ from those checksummed"):
+        publish(second, out, build="b2", details={}, known_checksums=stale)
+    assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == published
     assert sorted(path.name for path in out.iterdir()) == ["a.h5", "manifest.json", "report"]
 
 

@@ -204,6 +204,12 @@ def test_report_numbers_match_the_deliverables(pipeline_in, tmp_path, raw, scali
     expected = expected_numbers(pipeline.output_dir, facts)
     shown = {key: page.number(key) for key in expected}
     assert shown == expected
+    # The report BuildAll published, drawn from the shards' user rows, shows the same data.
+    published = json.loads((pipeline.output_dir / "report" / "report.json").read_text())
+    data_keys = [key for key in expected if not key.startswith(("tasks.", "run.", "funnel."))]
+    assert {key: published["numbers"][key] for key in data_keys} == {
+        key: expected[key] for key in data_keys
+    }
     assert {k for k in page.numbers if k.startswith("genre.")} == {
         k for k in expected if k.startswith("genre.")
     }

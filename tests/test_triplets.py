@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from msd_tasks.errors import InputError
-from msd_tasks.triplets import MAX_PLAY_COUNT, read_triplets
+from msd_tasks.triplets import MAX_BLOCK_SIZE, MAX_PLAY_COUNT, MIN_BLOCKS, block_size, read_triplets
 
 GOOD = "u1\tSOA\t3\nu2\tSOB\t1\nu1\tSOB\t7\nu1\tSOA\t2\n"
 
@@ -101,3 +102,31 @@ def test_skip_mode_names_the_undecodable_line_not_a_skippable_one(tmp_path):
     path = write(tmp_path, b"u1\tSOA\t3\nu2\tSOB\nu3\xff\tSOC\t1\n")
     with pytest.raises(InputError, match=r"line 3: expected UTF-8 text"):
         read_triplets(path, on_bad_lines="skip")
+
+
+def test_block_size_follows_the_file_size(tmp_path):
+    small, medium = write(tmp_path, GOOD), tmp_path / "medium.txt"
+    medium.write_bytes(b"x" * (40 << 20))
+    assert block_size(small) == 1 << 20  # the floor
+    assert block_size(medium) == (40 << 20) // MIN_BLOCKS  # enough blocks for every core
+    huge = tmp_path / "huge.txt"
+    with open(huge, "wb") as file:  # sparse: the size without the bytes
+        file.truncate(MIN_BLOCKS * MAX_BLOCK_SIZE * 2)
+    assert block_size(huge) == MAX_BLOCK_SIZE
+
+
+def test_a_file_of_many_blocks_reads_like_its_lines(tmp_path):
+    """Ids recur across pyarrow's blocks, whose dictionaries are unified into one numbering."""
+    rng = np.random.default_rng(5)
+    n = 250_000  # about 6 MB: several 1 MB blocks
+    users = [f"user{u:06d}" for u in rng.integers(0, 3_000, n)]
+    songs = [f"SO{s:016d}" for s in rng.integers(0, 900, n)]
+    counts = rng.integers(1, 50, n)
+    text = "".join(f"{u}\t{s}\t{c}\n" for u, s, c in zip(users, songs, counts, strict=True))
+    path = write(tmp_path, text)
+    assert path.stat().st_size // block_size(path) >= 4
+
+    triplets = read_triplets(path)
+
+    assert lines_of(triplets) == list(zip(users, songs, counts.tolist(), strict=True))
+    assert len(triplets.user_ids) == len(set(users)) and len(triplets.song_ids) == len(set(songs))

@@ -147,8 +147,8 @@ class BuildAll(ResultParameters, luigi.WrapperTask):
 class BuildReport(PipelineTask):
     """report/: index.html, report.json and PNG figures of what the build did.
 
-    Drawn from the checkpoints while user_df.h5 is being written, and published with the
-    deliverables; the run section covers the tasks that finished before it.
+    Drawn from the checkpoints while UserTable, UserFrame and IndexMappings run, and published
+    with the deliverables; the run section covers the tasks it waited for.
     """
 
     priority = PRIORITY["report"]

@@ -43,19 +43,27 @@ def song_vectors(features: np.ndarray, scaling: str = "raw") -> np.ndarray:
 
 
 def weighted_means(
-    groups: np.ndarray, weights: np.ndarray, vectors: np.ndarray, n_groups: int
+    groups: np.ndarray,
+    weights: np.ndarray,
+    items: np.ndarray,
+    item_vectors: np.ndarray,
+    n_groups: int,
 ) -> np.ndarray:
-    """Per group, the weight-weighted mean of `vectors` rows, leaving out rows holding NaN.
+    """Per group, the weight-weighted mean of its rows' item vectors, leaving out the items whose
+    vector holds a NaN.
 
-    groups: int codes 0..n_groups-1 per row; weights: per row; vectors: rows x k.
-    A group with no row left is all NaN.
+    groups, weights, items: per row (a group code 0..n_groups-1, a weight, an item index);
+    item_vectors: items x k. A group with no row left is all NaN.
     """
-    usable = ~np.isnan(vectors).any(axis=1)
-    groups, weights, vectors = groups[usable], weights[usable].astype(np.float64), vectors[usable]
+    # A left-out item weighs 0 and counts as a zero vector: adding 0.0 leaves a float sum exactly
+    # as it was, so this equals dropping its rows, without copying every row.
+    usable = ~np.isnan(item_vectors).any(axis=1)
+    weights = np.where(usable[items], weights, 0).astype(np.float64)
+    vectors = np.where(usable[:, None], item_vectors, 0.0)
     total_weight = np.bincount(groups, weights=weights, minlength=n_groups)
     sums = np.column_stack(
         [
-            np.bincount(groups, weights=weights * vectors[:, k], minlength=n_groups)
+            np.bincount(groups, weights=weights * vectors[:, k][items], minlength=n_groups)
             for k in range(vectors.shape[1])
         ]
     )

@@ -36,8 +36,10 @@ def user_rows(plays: Plays, song_vectors: np.ndarray) -> pa.Table:
     starts = np.flatnonzero(np.diff(sorted_users, prepend=-1))
     users = sorted_users[starts]
     n_users = len(users)
-    local = np.searchsorted(users, plays.user_index)
-    music = weighted_means(local, plays.play_count, song_vectors[plays.song_index], n_users)
+    local_of_user = np.zeros(int(users[-1]) + 1 if n_users else 0, dtype=np.int64)
+    local_of_user[users] = np.arange(n_users)
+    local = local_of_user[plays.user_index]  # each play's user as a row of this shard
+    music = weighted_means(local, plays.play_count, plays.song_index, song_vectors, n_users)
     num_songs = np.diff(np.r_[starts, len(keys)])
     train_plays = np.bincount(local, weights=plays.is_train, minlength=n_users)
     offsets = np.r_[starts, len(keys)].astype(np.int32)

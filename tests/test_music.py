@@ -23,7 +23,7 @@ def test_user_means_equal_notebook_average():
     songs = rng.integers(0, n_songs, n_plays)
     users = rng.integers(0, n_users, n_plays)
     counts = rng.integers(1, 50, n_plays)
-    got = weighted_means(users, counts, song_vectors(features)[songs], n_users)
+    got = weighted_means(users, counts, songs, song_vectors(features), n_users)
     for user in range(n_users):
         mine = users == user
         expected = np.average(
@@ -36,7 +36,7 @@ def test_hand_computed_single_song():
     features = np.array([[1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 1, 0]], dtype=float)
     vectors = song_vectors(features)
     # user 0 plays danceability-only song 3 times and loudness-only song once
-    got = weighted_means(np.array([0, 0]), np.array([3, 1]), vectors, 1)
+    got = weighted_means(np.array([0, 0]), np.array([3, 1]), np.array([0, 1]), vectors, 1)
     expected = (
         3 * np.array([-0.37, 0.05, -0.35, 0.08, 0.43])
         + np.array([-0.58, -0.19, -0.44, 0.79, -0.21])
@@ -49,7 +49,7 @@ def test_songs_without_features_are_left_out():
     vectors = song_vectors(features)
     assert np.isnan(vectors[1]).all() and np.isnan(vectors[2]).all()
     users = np.array([0, 0, 1, 1])
-    got = weighted_means(users, np.array([2, 9, 4, 4]), vectors[[0, 1, 1, 2]], 2)
+    got = weighted_means(users, np.array([2, 9, 4, 4]), np.array([0, 1, 1, 2]), vectors, 2)
     np.testing.assert_allclose(got[0], vectors[0])  # the NaN song weighs nothing
     assert np.isnan(got[1]).all()  # nothing left
 

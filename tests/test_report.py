@@ -19,7 +19,7 @@ import pytest
 import scipy.sparse as sp
 
 from msd_tasks.music import DIMENSIONS
-from msd_tasks.report import ReportError, render_report
+from msd_tasks.report import ReportError, render_report, short_count
 from msd_tasks.sample import write_sample
 from tests.handmade_data import write_handmade
 
@@ -271,3 +271,9 @@ def test_bad_facts_raise_clear_errors(built, tmp_path):
             render_report(bad, built.output_dir, report_dir)
     assert not report_dir.exists()
     assert list(tmp_path.glob(".report*")) == []
+
+
+def test_log_axis_labels_are_short_counts():
+    values = (0.5, 1, 10, 1_000, 10_000, 2_500_000, 10_000_000)
+    expected = ["0.5", "1", "10", "1k", "10k", "2.5M", "10M"]
+    assert [short_count(value) for value in values] == expected

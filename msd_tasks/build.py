@@ -26,7 +26,6 @@ from msd_tasks.tasks import (
     PlayMatrices,
     ResultParameters,
     SongTable,
-    UserFrame,
     UserTable,
     featureless_stats,
     read_json,
@@ -37,7 +36,7 @@ logger = logging.getLogger("luigi-interface")
 # Each deliverable and the task whose checkpoint holds it.
 DELIVERABLES = {
     name: task
-    for task in (IndexMappings, PlayMatrices, SongTable, UserFrame, UserTable)
+    for task in (IndexMappings, PlayMatrices, SongTable, UserTable)
     for name in task.published
 }
 
@@ -147,7 +146,7 @@ class BuildAll(ResultParameters, luigi.WrapperTask):
 class BuildReport(PipelineTask):
     """report/: index.html, report.json and PNG figures of what the build did.
 
-    Drawn from the checkpoints while UserTable, UserFrame and IndexMappings run, and published
+    Drawn from the checkpoints while UserTable and IndexMappings run, and published
     with the deliverables; the run section covers the tasks it waited for.
     """
 

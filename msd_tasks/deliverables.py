@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import tables  # noqa: F401  pandas imports PyTables on first use: once here, not in every task
 
 from msd_tasks.music import DIMENSIONS
 

@@ -61,13 +61,13 @@ CHECKSUMS = "checksums.json"
 # Luigi runs the runnable task of highest priority first, and raises every task's priority to
 # that of the tasks waiting on it. The longest path is the train import, the join, the shards,
 # then the build report, the longest task of the tail: it starts as soon as the shards, the song
-# table and the matrices are done, while UserTable and UserFrame take the other worker. The
+# table and the matrices are done, while UserTable takes the other worker. The
 # mappings are needed last, by Publish.
 PRIORITY = {
     "train import": 100,
     "shards": 40,
     "report": 35,  # and so the song table and the matrices
-    "user tables": 30,
+    "user table": 30,
 }
 
 
@@ -411,11 +411,15 @@ class PerUserMusic(PipelineTask):
 
 
 class UserTable(PipelineTask):
-    """user_df.parquet: one row per user sparse_index, merged from the shards."""
+    """user_df.parquet and user_df.h5: one row per user sparse_index, merged from the shards.
 
-    published = ("user_df.parquet",)
+    user_df.h5 holds the notebook's user_df, lists in cells: building 1.1M Python lists and
+    pickling them is the slowest write of all, and runs while the build report is drawn.
+    """
 
-    priority = PRIORITY["user tables"]
+    published = ("user_df.parquet", "user_df.h5")
+
+    priority = PRIORITY["user table"]
 
     def requires(self):
         return {"joined": self.joined(), "shards": self.shards()}
@@ -429,6 +433,8 @@ class UserTable(PipelineTask):
             [read_parquet(task.folder() / "user_rows.parquet") for task in shards], len(user_ids)
         )
         write_parquet(user_table(rows, user_ids), folder / "user_df.parquet")
+        self.set_status_message("writing user_df.h5")
+        write_hdf(user_frame(rows, user_ids), folder / "user_df.h5")
         stats = featureless_stats(shards)
         if stats["users_with_featureless_songs"]:
             logger.warning(
@@ -448,24 +454,3 @@ def featureless_stats(shards: list[PerUserMusic]) -> dict[str, int]:
 
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
-
-
-class UserFrame(PipelineTask):
-    """user_df.h5: the notebook's user_df (lists in cells), from user_df.parquet.
-
-    Its own task because building 1.1M Python lists and pickling them is the slowest write of
-    all; it runs while the build report is drawn.
-    """
-
-    published = ("user_df.h5",)
-
-    priority = PRIORITY["user tables"]
-
-    def requires(self):
-        return self.clone(UserTable)
-
-    def build(self, folder):
-        users = read_parquet(self.requires().folder() / "user_df.parquet")
-        user_ids = users.column("user_id").combine_chunks()
-        write_hdf(user_frame(users.drop_columns(["user_id"]), user_ids), folder / "user_df.h5")
-        return {"users": users.num_rows}

@@ -91,7 +91,7 @@ def test_resume_recomputes_only_the_deleted_shard_and_downstream(handmade, pipel
     after = success_markers(pipeline.checkpoint_dir)
     assert set(after) == set(before)
     rewritten = [folder for folder in after if after[folder] != before[folder]]
-    assert families(rewritten) == ["BuildReport", "PerUserMusic", "UserFrame", "UserTable"]
+    assert families(rewritten) == ["BuildReport", "PerUserMusic", "UserTable"]
     assert shard in rewritten
     assert_deliverables_match(handmade / "notebook", pipeline.output_dir, pipeline.raw_dir)
 
@@ -120,7 +120,7 @@ def test_changed_genre_file_reruns_exactly_what_depends_on_it(handmade, pipeline
     new = set(success_markers(pipeline.checkpoint_dir)) - set(before)
     assert families(new) == sorted(
         ["CleanSongs", "JoinPlays", "IndexMappings", "PlayMatrices", "SongTable", "UserTable"]
-        + ["UserFrame", "BuildReport"]
+        + ["BuildReport"]
         + ["PerUserMusic"] * 3
     )
     genres_out = pd.read_hdf(pipeline.output_dir / "song_df.h5", key="df")["genre"]
@@ -133,7 +133,7 @@ def test_changed_scaling_reruns_only_music(handmade, pipeline_in, tmp_path):
     before = success_markers(pipeline.checkpoint_dir)
     pipeline.build_ok(music_scaling="zscore")
     new = set(success_markers(pipeline.checkpoint_dir)) - set(before)
-    assert families(new) == sorted(["UserTable", "UserFrame", "BuildReport"] + ["PerUserMusic"] * 3)
+    assert families(new) == sorted(["UserTable", "BuildReport"] + ["PerUserMusic"] * 3)
     assert all("music_scaling=zscore" in folder for folder in new if "PerUserMusic" in folder)
 
 
@@ -202,7 +202,7 @@ def test_build_all_writes_the_report_of_its_build(handmade, pipeline_in, tmp_pat
     assert report["numbers"]["funnel.users"] == len(users)
     assert report["numbers"]["funnel.song_index"] == len(songs)
     families_run = {task["family"] for task in report["run"]["tasks"]}
-    # The report is drawn beside UserTable, UserFrame and IndexMappings: it covers the tasks it
+    # The report is drawn beside UserTable and IndexMappings: it covers the tasks it
     # waits for.
     upstream = {"CleanSongs", "ImportTriplets", "JoinPlays", "PerUserMusic", "PlayMatrices"}
     assert families_run == upstream | {"SongTable"}

@@ -13,7 +13,8 @@ import re
 import shutil
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -108,6 +109,18 @@ def write_parquet(table: pa.Table, path: Path, schema: pa.Schema | None = None, 
     pq.write_table(
         table, path, compression="lz4", use_dictionary=text_columns, write_statistics=False
     )
+
+
+def run_concurrently(calls: list[Callable[[], object]], threads: int = 2) -> None:
+    """Run `calls` on a few threads: pyarrow encodes and writes files without holding the GIL.
+
+    At most `threads` calls run at once, so at most that many of the tables they build are in
+    memory together. The first error is raised once every call has finished.
+    """
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        futures = [pool.submit(call) for call in calls]
+    for future in futures:
+        future.result()
 
 
 def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from msd_tasks.checkpoints import column_array, read_parquet, write_parquet
+from msd_tasks.checkpoints import column_array, read_parquet, run_concurrently, write_parquet
 from msd_tasks.join import JoinedPlays, Plays
 from msd_tasks.triplets import Triplets
 
@@ -101,15 +102,28 @@ def write_joined(joined: JoinedPlays, shards: np.ndarray, n_shards: int, folder:
             "catalog_row": joined.song_catalog_rows,
         }
     )
-    write_parquet(users, folder / "users.parquet", USERS_SCHEMA)
-    write_parquet(songs, folder / "songs.parquet", SONGS_SCHEMA)
-    write_parquet(_plays_table(joined.hidden), folder / "hidden.parquet", PLAYS_SCHEMA)
     (folder / "visible").mkdir()
     play_shards = shards[joined.visible.user_index]
-    for shard in range(n_shards):
-        rows = np.flatnonzero(play_shards == shard)
+    by_shard = np.argsort(play_shards, kind="stable")  # a radix sort; plays keep their order
+    plays_per_shard = np.bincount(play_shards, minlength=n_shards)
+    ends = np.cumsum(plays_per_shard)
+    starts = ends - plays_per_shard
+
+    def write_shard(shard: int) -> None:
+        rows = by_shard[starts[shard] : ends[shard]]
         table = _plays_table(joined.visible.subset(rows))
         write_parquet(table, shard_file(folder, shard), PLAYS_SCHEMA)
+
+    run_concurrently(
+        [
+            partial(write_parquet, users, folder / "users.parquet", USERS_SCHEMA),
+            partial(write_parquet, songs, folder / "songs.parquet", SONGS_SCHEMA),
+            partial(
+                write_parquet, _plays_table(joined.hidden), folder / "hidden.parquet", PLAYS_SCHEMA
+            ),
+            *[partial(write_shard, shard) for shard in range(n_shards)],
+        ]
+    )
 
 
 def read_plays(path: Path) -> Plays:

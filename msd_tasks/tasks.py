@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import socket
+from functools import partial
 from pathlib import Path
 
 import luigi
@@ -24,6 +25,7 @@ from msd_tasks.checkpoints import (
     SUCCESS,
     atomic_folder,
     read_parquet,
+    run_concurrently,
     write_parquet,
 )
 from msd_tasks.config import paths
@@ -432,9 +434,13 @@ class UserTable(PipelineTask):
         rows = merge_user_rows(
             [read_parquet(task.folder() / "user_rows.parquet") for task in shards], len(user_ids)
         )
-        write_parquet(user_table(rows, user_ids), folder / "user_df.parquet")
-        self.set_status_message("writing user_df.h5")
-        write_hdf(user_frame(rows, user_ids), folder / "user_df.h5")
+        self.set_status_message("writing user_df.parquet and user_df.h5")
+        run_concurrently(  # the parquet file is written while Python builds and pickles lists
+            [
+                partial(write_parquet, user_table(rows, user_ids), folder / "user_df.parquet"),
+                lambda: write_hdf(user_frame(rows, user_ids), folder / "user_df.h5"),
+            ]
+        )
         stats = featureless_stats(shards)
         if stats["users_with_featureless_songs"]:
             logger.warning(

@@ -17,6 +17,7 @@ from msd_tasks.checkpoints import (
     prune_generations,
     read_parquet,
     remove_orphan_temporaries,
+    run_concurrently,
     write_parquet,
 )
 
@@ -98,3 +99,22 @@ def test_orphan_temporaries_of_dead_writers_are_removed(tmp_path):
         removed = remove_orphan_temporaries(tmp_path)
         assert removed == [orphan]
         assert live.exists() and foreign.exists() and not orphan.exists()
+
+
+def test_concurrent_calls_all_run_and_the_first_error_is_raised_after_them(tmp_path):
+    finished = []
+
+    def write(name: str) -> None:
+        (tmp_path / name).write_text(name)
+        finished.append(name)
+
+    def fail() -> None:
+        raise ValueError("this write failed")
+
+    run_concurrently([lambda n=n: write(n) for n in "abcde"])
+    assert sorted(finished) == list("abcde")
+
+    finished.clear()
+    with pytest.raises(ValueError, match="this write failed"):
+        run_concurrently([fail, lambda: write("f"), lambda: write("g")])
+    assert sorted(finished) == ["f", "g"]  # the others still ran to the end

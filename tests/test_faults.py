@@ -66,12 +66,21 @@ def shard_markers(checkpoint_dir: Path) -> dict[int, int]:
     return markers
 
 
+def shards_mid_checkpoint(checkpoint_dir: Path) -> set[Path]:
+    """The temporary user_rows.parquet files of PerUserMusic shards inside their checkpoint."""
+    return {
+        path
+        for path in (checkpoint_dir / "PerUserMusic").rglob("user_rows.parquet")
+        if is_temporary(path, checkpoint_dir)
+    }
+
+
 def shard_in_checkpoint(checkpoint_dir: Path, shard: int | None = None) -> bool:
     """A PerUserMusic shard (any, or `shard`) has written user_rows.parquet into its temporary
     folder."""
     return any(
-        is_temporary(path, checkpoint_dir) and (shard is None or f"shard={shard}" in path.parts)
-        for path in (checkpoint_dir / "PerUserMusic").rglob("user_rows.parquet")
+        shard is None or f"shard={shard}" in path.parts
+        for path in shards_mid_checkpoint(checkpoint_dir)
     )
 
 
@@ -183,10 +192,16 @@ def test_kill_9_mid_run_leaves_only_whole_checkpoints(busy_sample, builds, tmp_p
             **folders,
         ).start()
 
-        def some_shards_done_and_one_mid_checkpoint() -> bool:
-            return 0 < len(shard_markers(checkpoints)) < 8 and shard_in_checkpoint(checkpoints)
+        # When the first shard finishes, the one that ran beside it may be a moment from
+        # finishing too: wait for a shard that entered its 5 s slow window after that.
+        wait_until(killed, lambda: shard_markers(checkpoints), what="a finished shard")
+        late = shards_mid_checkpoint(checkpoints)
 
-        wait_until(killed, some_shards_done_and_one_mid_checkpoint, what="a shard mid-checkpoint")
+        def a_shard_fresh_in_its_checkpoint() -> bool:
+            return bool(shards_mid_checkpoint(checkpoints) - late)
+
+        wait_until(killed, a_shard_fresh_in_its_checkpoint, what="a shard mid-checkpoint")
+        assert 0 < len(shard_markers(checkpoints)) < 8
         tasks = psutil.Process(killed.pid).children(recursive=True)
         killed.kill_group()
     try:

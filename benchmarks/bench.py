@@ -298,6 +298,13 @@ def raw_dir_for(text: str) -> tuple[float, Path]:
     return float(scale), Path(folder)
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a count of 1 or more, not {text}")
+    return value
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -311,7 +318,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--cold-runs",
-        type=int,
+        type=positive_int,
         default=3,
         help="cold BuildAll runs per scale; the one of median wall time is reported, and the "
         "largest peak of all (default 3)",

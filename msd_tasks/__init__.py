@@ -3,8 +3,6 @@
 `luigi --module msd_tasks BuildAll` finds the tasks here.
 """
 
-import gc
-
 from msd_tasks.build import BuildAll, Publish
 from msd_tasks.tasks import (
     CleanSongs,
@@ -29,8 +27,3 @@ __all__ = [
     "SongTable",
     "UserTable",
 ]
-
-# Luigi runs each task in a forked child of the scheduling process. Frozen, the objects of the
-# modules imported so far are left alone by the children's garbage collector, which would
-# otherwise walk them all and so copy every page they sit on ("gc.freeze" in Python's docs).
-gc.freeze()

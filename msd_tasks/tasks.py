@@ -8,6 +8,7 @@ a changed input or parameter reaches exactly the tasks downstream of it.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -182,6 +183,17 @@ class PipelineTask(ResultParameters, luigi.Task):
 
     def songs(self) -> CleanSongs:
         return self.clone(CleanSongs)
+
+
+@PipelineTask.event_handler(luigi.Event.DEPENDENCY_DISCOVERED)
+def freeze_heap_before_forks(task: luigi.Task, dependency: luigi.Task) -> None:
+    """Runs in the process that schedules a build, before Luigi forks a worker per task.
+
+    Frozen, the objects alive then (the imported modules, the task graph) are left alone by
+    the workers' garbage collector, which would otherwise walk them all and so copy every page
+    they sit on; Python's docs recommend `gc.freeze()` before `fork()` for this.
+    """
+    gc.freeze()
 
 
 class CleanSongs(PipelineTask):

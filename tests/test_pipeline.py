@@ -6,6 +6,7 @@ process, and the `luigi` command line in a subprocess as users run it.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -256,3 +257,10 @@ def test_a_raw_file_changed_during_the_run_fails_the_task(handmade, pipeline_in,
     genres.write_text(genres.read_text() + "TRLATE0000000001\tRap\n")  # after planning
     with pytest.raises(InputError, match="modified during the run"):
         CleanSongs(fingerprints=planned).build(tmp_path)
+
+
+def test_scheduling_a_build_freezes_the_heap_the_workers_inherit(handmade, pipeline_in, tmp_path):
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    pipeline_in(copy_raw(handmade, tmp_path)).build_ok(workers=2)
+    assert gc.get_freeze_count() > 10_000  # the imported modules and the task graph

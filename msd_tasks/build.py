@@ -16,7 +16,6 @@ from msd_tasks import raw
 from msd_tasks.checkpoints import prune_generations, remove_orphan_temporaries
 from msd_tasks.config import paths, pipeline
 from msd_tasks.errors import MissingInputError
-from msd_tasks.join import automatic_shard_count
 from msd_tasks.publish import publish
 from msd_tasks.tasks import (
     PRIORITY,
@@ -119,11 +118,6 @@ class Publish(PipelineTask):
             )
 
 
-def train_text_bytes() -> int:
-    train = raw.raw_path(paths().raw_dir, "train")
-    return train.stat().st_size if train.exists() else 0
-
-
 def graph_folders(task: luigi.Task) -> set[Path]:
     """The checkpoint folders of `task` and everything upstream of it."""
     return {upstream.folder() for upstream in graph_tasks(task)}
@@ -138,7 +132,7 @@ class BuildAll(ResultParameters, luigi.WrapperTask):
             logger.error("%s", MissingInputError(missing, raw.SOURCES))
         return Publish(
             fingerprints=raw.fingerprints(paths().raw_dir),
-            n_shards=pipeline().n_shards or automatic_shard_count(train_text_bytes()),
+            n_shards=pipeline().n_shards,  # 0 (automatic) is resolved by the parameter
             **self.result_parameters(),
         )
 

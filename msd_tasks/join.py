@@ -144,6 +144,7 @@ def join_plays(
 # for the real 2.9 GB file), and at least two, one for each of two workers.
 SHARD_TEXT_BYTES = 384 << 20
 MIN_SHARDS = 2
+MAX_SHARDS = np.iinfo(np.int16).max  # the shard column of users.parquet is int16
 
 
 def automatic_shard_count(train_text_bytes: int) -> int:

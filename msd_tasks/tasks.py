@@ -39,7 +39,7 @@ from msd_tasks.deliverables import (
     write_hdf,
 )
 from msd_tasks.errors import InputError
-from msd_tasks.join import join_plays, user_shards
+from msd_tasks.join import MAX_SHARDS, automatic_shard_count, join_plays, user_shards
 from msd_tasks.matrices import play_matrix, save_matrix
 from msd_tasks.mismatches import read_mismatched_songs
 from msd_tasks.music import DIMENSIONS, FEATURES, song_vectors
@@ -59,7 +59,7 @@ from msd_tasks.users import USER_ROWS_SCHEMA, merge_user_rows, user_rows
 logger = logging.getLogger("luigi-interface")
 
 # Bump when a change to the code changes what a checkpoint holds: every generation is rebuilt.
-CHECKPOINT_VERSION = "2"
+CHECKPOINT_VERSION = "3"
 CHECKSUMS = "checksums.json"
 # Luigi runs the runnable task of highest priority first, and raises every task's priority to
 # that of the tasks waiting on it. The longest path is the train import, the join, the shards,
@@ -81,6 +81,22 @@ class RawFile(luigi.ExternalTask):
 
     def output(self):
         return luigi.LocalTarget(str(raw.raw_path(paths().raw_dir, self.key)))
+
+
+class ShardCount(luigi.IntParameter):
+    """A number of user-hash shards; 0 stands for the automatic count for the train file's size.
+
+    Resolved when a task is made, so BuildAll and a stage started on its own agree.
+    """
+
+    def normalize(self, x):
+        count = super().normalize(x)
+        if count == 0:
+            train = raw.raw_path(paths().raw_dir, "train")
+            count = automatic_shard_count(train.stat().st_size if train.exists() else 0)
+        if not 1 <= count <= MAX_SHARDS:
+            raise ValueError(f"n_shards must be 0 (automatic) or 1 to {MAX_SHARDS}, not {count}")
+        return count
 
 
 class ResultParameters:
@@ -111,7 +127,7 @@ class PipelineTask(ResultParameters, luigi.Task):
     fingerprints = luigi.DictParameter(
         default={}, description="size:mtime of each raw file (BuildAll sets it; empty = stat now)"
     )
-    n_shards = luigi.IntParameter(default=8, description="User-hash shards of PerUserMusic")
+    n_shards = ShardCount(default=0, description="User-hash shards of PerUserMusic; 0: automatic")
 
     own_parameters: tuple[str, ...] = ()  # parameters that shape this task's own output
     raw_inputs: tuple[str, ...] = ()  # raw files this task reads itself
@@ -140,7 +156,34 @@ class PipelineTask(ResultParameters, luigi.Task):
 
     def complete(self) -> bool:
         # Recursive: a deleted upstream checkpoint makes everything downstream of it rerun.
-        return super().complete() and all(task.complete() for task in flatten(self.requires()))
+        return (
+            super().complete()
+            and self.published_files_intact()
+            and all(task.complete() for task in flatten(self.requires()))
+        )
+
+    def published_files_intact(self) -> bool:
+        """Every file to publish is there, with the size its checksums.json recorded.
+
+        Otherwise (a file deleted or truncated, or a checkpoint written before it was published)
+        the task counts as not done and runs again, instead of Publish failing on every run.
+        """
+        if not self.published:
+            return True
+        try:
+            recorded = self.checksums()
+        except (OSError, ValueError):
+            return False
+        folder = self.folder()
+        covered = {name.split("/", 1)[0] for name in recorded}
+        if not set(self.published) <= covered:
+            return False
+        try:
+            return all(
+                (folder / name).stat().st_size == entry["bytes"] for name, entry in recorded.items()
+            )
+        except OSError:
+            return False
 
     def run(self):
         with atomic_folder(self.folder()) as folder:

@@ -21,9 +21,10 @@ import pytest
 from luigi.execution_summary import LuigiStatusCode
 
 from msd_tasks.errors import InputError
+from msd_tasks.join import MAX_SHARDS, MIN_SHARDS, automatic_shard_count
 from msd_tasks.music import FEATURES
 from msd_tasks.raw import fingerprints
-from msd_tasks.tasks import CleanSongs
+from msd_tasks.tasks import CleanSongs, UserTable
 from tests.conftest import copy_raw
 from tests.deliverable_compare import assert_deliverables_match
 
@@ -264,3 +265,45 @@ def test_scheduling_a_build_freezes_the_heap_the_workers_inherit(handmade, pipel
     assert gc.get_freeze_count() == 0
     pipeline_in(copy_raw(handmade, tmp_path)).build_ok(workers=2)
     assert gc.get_freeze_count() > 10_000  # the imported modules and the task graph
+
+
+@pytest.mark.parametrize("damage", ["delete user_df.h5", "truncate user_df.h5", "no checksums"])
+def test_a_checkpoint_missing_a_deliverable_is_built_again(handmade, pipeline_in, tmp_path, damage):
+    """As a UserTable checkpoint written before it also wrote user_df.h5 would be."""
+    pipeline = pipeline_in(copy_raw(handmade, tmp_path))
+    pipeline.build_ok()
+    (folder,) = [f for f in success_markers(pipeline.checkpoint_dir) if f.startswith("UserTable")]
+    checkpoint = pipeline.checkpoint_dir / folder
+    frame = checkpoint / "user_df.h5"
+    if damage == "delete user_df.h5":
+        (pipeline.output_dir / "user_df.h5").unlink()  # the published hard link
+        frame.unlink()
+    elif damage == "truncate user_df.h5":
+        os.truncate(frame, 100)  # the published file is the same inode
+    else:
+        (checkpoint / "checksums.json").unlink()
+
+    result = pipeline.build_ok()
+
+    ran = result.summary_text.split("ran successfully")[1]
+    assert "UserTable" in ran and "Publish" in ran and "JoinPlays" not in ran
+    assert_deliverables_match(handmade / "notebook", pipeline.output_dir, pipeline.raw_dir)
+
+
+def test_n_shards_0_means_one_shard_per_384_mib_of_train_text(handmade, pipeline_in, tmp_path):
+    pipeline = pipeline_in(copy_raw(handmade, tmp_path), n_shards=0)
+    pipeline.build_ok()
+    manifest = json.loads((pipeline.output_dir / "manifest.json").read_text())
+    train_bytes = (pipeline.raw_dir / "train_triplets.txt").stat().st_size
+    assert manifest["parameters"]["n_shards"] == automatic_shard_count(train_bytes) == MIN_SHARDS
+    shards = {f for f in success_markers(pipeline.checkpoint_dir) if f.startswith("PerUserMusic")}
+    assert len(shards) == MIN_SHARDS
+    assert_deliverables_match(handmade / "notebook", pipeline.output_dir, pipeline.raw_dir)
+
+
+@pytest.mark.parametrize("n_shards", [-1, MAX_SHARDS + 1])
+def test_a_shard_count_out_of_range_is_refused(handmade, pipeline_in, tmp_path, n_shards):
+    pipeline = pipeline_in(copy_raw(handmade, tmp_path))
+    with pytest.raises(ValueError, match=r"n_shards must be 0 \(automatic\) or 1 to 32767"):
+        UserTable(n_shards=n_shards)
+    assert not pipeline.checkpoint_dir.exists()

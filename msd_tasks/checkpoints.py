@@ -12,9 +12,10 @@ import os
 import re
 import shutil
 import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
@@ -114,13 +115,35 @@ def write_parquet(table: pa.Table, path: Path, schema: pa.Schema | None = None, 
 def run_concurrently(calls: list[Callable[[], object]], threads: int = 2) -> None:
     """Run `calls` on a few threads: pyarrow encodes and writes files without holding the GIL.
 
-    At most `threads` calls run at once, so at most that many of the tables they build are in
-    memory together. The first error is raised once every call has finished.
+    At most `threads` calls run at once. After a failure (or an interrupt) the calls not yet
+    started are skipped and the running ones finish; then the first error is raised, with the
+    others in its notes.
     """
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        futures = [pool.submit(call) for call in calls]
-    for future in futures:
-        future.result()
+    failed = threading.Event()
+
+    def unless_failed(call: Callable[[], object]) -> None:
+        if failed.is_set():
+            return
+        try:
+            call()
+        except BaseException:
+            failed.set()
+            raise
+
+    pool = ThreadPoolExecutor(max_workers=threads)
+    try:
+        futures = [pool.submit(unless_failed, call) for call in calls]
+        wait(futures)
+    except BaseException:
+        failed.set()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    errors = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
+    if errors:
+        for other in errors[1:]:
+            errors[0].add_note(f"another write failed too: {other!r}")
+        raise errors[0]
 
 
 def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import socket
-from functools import partial
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import luigi
@@ -26,7 +26,6 @@ from msd_tasks.checkpoints import (
     SUCCESS,
     atomic_folder,
     read_parquet,
-    run_concurrently,
     write_parquet,
 )
 from msd_tasks.config import paths
@@ -490,12 +489,14 @@ class UserTable(PipelineTask):
             [read_parquet(task.folder() / "user_rows.parquet") for task in shards], len(user_ids)
         )
         self.set_status_message("writing user_df.parquet and user_df.h5")
-        run_concurrently(  # the parquet file is written while Python builds and pickles lists
-            [
-                partial(write_parquet, user_table(rows, user_ids), folder / "user_df.parquet"),
-                lambda: write_hdf(user_frame(rows, user_ids), folder / "user_df.h5"),
-            ]
-        )
+        # pyarrow writes the parquet file on another thread while this one builds and pickles
+        # the lists (here: pandas' HDF writer changes process-wide warning filters).
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            parquet = pool.submit(
+                write_parquet, user_table(rows, user_ids), folder / "user_df.parquet"
+            )
+            write_hdf(user_frame(rows, user_ids), folder / "user_df.h5")
+            parquet.result()
         stats = featureless_stats(shards)
         if stats["users_with_featureless_songs"]:
             logger.warning(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 
 import pyarrow as pa
 import pytest
@@ -101,20 +102,30 @@ def test_orphan_temporaries_of_dead_writers_are_removed(tmp_path):
         assert live.exists() and foreign.exists() and not orphan.exists()
 
 
-def test_concurrent_calls_all_run_and_the_first_error_is_raised_after_them(tmp_path):
+def test_concurrent_calls_all_run_and_a_failure_drops_the_calls_not_started(tmp_path):
     finished = []
 
     def write(name: str) -> None:
         (tmp_path / name).write_text(name)
         finished.append(name)
 
-    def fail() -> None:
-        raise ValueError("this write failed")
+    def fail(message: str) -> None:
+        raise ValueError(message)
 
     run_concurrently([lambda n=n: write(n) for n in "abcde"])
     assert sorted(finished) == list("abcde")
 
     finished.clear()
-    with pytest.raises(ValueError, match="this write failed"):
-        run_concurrently([fail, lambda: write("f"), lambda: write("g")])
-    assert sorted(finished) == ["f", "g"]  # the others still ran to the end
+    with pytest.raises(ValueError, match="first failure"):
+        run_concurrently([lambda: write("f"), lambda: fail("first failure"), lambda: write("g")], 1)
+    assert finished == ["f"]  # "g" was queued behind the failure: never started
+
+    both_running = threading.Barrier(2)
+
+    def fail_together(message: str) -> None:
+        both_running.wait(timeout=10)
+        raise ValueError(message)
+
+    with pytest.raises(ValueError, match="one") as raised:
+        run_concurrently([lambda: fail_together("one"), lambda: fail_together("two")], 2)
+    assert "two" in "".join(raised.value.__notes__)

@@ -8,6 +8,7 @@ a changed input or parameter reaches exactly the tasks downstream of it.
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import logging
@@ -227,15 +228,21 @@ class PipelineTask(ResultParameters, luigi.Task):
         return self.clone(CleanSongs)
 
 
-@PipelineTask.event_handler(luigi.Event.DEPENDENCY_DISCOVERED)
-def freeze_heap_before_forks(task: luigi.Task, dependency: luigi.Task) -> None:
-    """Runs in the process that schedules a build, before Luigi forks a worker per task.
+@functools.cache  # once per process: fork hooks cannot be removed
+def freeze_heap_at_every_fork() -> None:
+    """From now on every fork freezes the heap first, and the parent unfreezes right after.
 
-    Frozen, the objects alive then (the imported modules, the task graph) are left alone by
-    the workers' garbage collector, which would otherwise walk them all and so copy every page
-    they sit on; Python's docs recommend `gc.freeze()` before `fork()` for this.
+    The child's garbage collector then leaves the inherited objects (imported modules, the task
+    graph) alone instead of walking them and so copying every page they sit on, as Python's
+    docs advise for `gc.freeze()`; the parent still collects its own garbage.
     """
-    gc.freeze()
+    os.register_at_fork(before=gc.freeze, after_in_parent=gc.unfreeze)
+
+
+@PipelineTask.event_handler(luigi.Event.DEPENDENCY_DISCOVERED)
+def freeze_heap_at_forks(task: luigi.Task, dependency: luigi.Task) -> None:
+    """Runs in the process that schedules a build, before Luigi forks a worker per task."""
+    freeze_heap_at_every_fork()
 
 
 class CleanSongs(PipelineTask):

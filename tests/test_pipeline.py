@@ -260,11 +260,19 @@ def test_a_raw_file_changed_during_the_run_fails_the_task(handmade, pipeline_in,
         CleanSongs(fingerprints=planned).build(tmp_path)
 
 
-def test_scheduling_a_build_freezes_the_heap_the_workers_inherit(handmade, pipeline_in, tmp_path):
-    gc.unfreeze()
-    assert gc.get_freeze_count() == 0
-    pipeline_in(copy_raw(handmade, tmp_path)).build_ok(workers=2)
-    assert gc.get_freeze_count() > 10_000  # the imported modules and the task graph
+def test_workers_forked_after_scheduling_inherit_a_frozen_heap(handmade, pipeline_in, tmp_path):
+    pipeline_in(copy_raw(handmade, tmp_path)).build_ok()  # registers the fork hooks
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its frozen objects, exit at once
+        os.write(write_end, str(gc.get_freeze_count()).encode())
+        os._exit(0)
+    os.close(write_end)
+    frozen_in_child = int(os.read(read_end, 64))
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    assert frozen_in_child > 10_000  # the imported modules and the task graph
+    assert gc.get_freeze_count() == 0  # unfrozen again here: its garbage is still collected
 
 
 @pytest.mark.parametrize("damage", ["delete user_df.h5", "truncate user_df.h5", "no checksums"])

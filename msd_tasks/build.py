@@ -13,7 +13,7 @@ import luigi
 from luigi.task import flatten
 
 from msd_tasks import raw
-from msd_tasks.checkpoints import prune_generations, remove_orphan_temporaries
+from msd_tasks.checkpoints import prune_generations, remove_orphan_temporaries, remove_retired
 from msd_tasks.config import paths, pipeline
 from msd_tasks.errors import MissingInputError
 from msd_tasks.publish import publish
@@ -32,6 +32,8 @@ from msd_tasks.tasks import (
 
 logger = logging.getLogger("luigi-interface")
 
+# Tasks of earlier versions of the graph, whose checkpoints nothing reads any more.
+RETIRED_FAMILIES = ("UserFrame",)  # user_df.h5 is now written by UserTable
 # Each deliverable and the task whose checkpoint holds it.
 DELIVERABLES = {
     name: task
@@ -111,6 +113,7 @@ class Publish(PipelineTask):
         removed = prune_generations(
             Path(paths().checkpoint_dir), pipeline().keep_generations, graph_folders(self)
         )
+        removed += remove_retired(Path(paths().checkpoint_dir), RETIRED_FAMILIES)
         removed += remove_orphan_temporaries(Path(paths().checkpoint_dir))
         if removed:
             logger.info(

@@ -46,6 +46,17 @@ def _writes_since(pid: int, modified: float) -> bool:
         return False
 
 
+def remove_retired(checkpoint_dir: Path, families: tuple[str, ...]) -> list[Path]:
+    """Remove the checkpoints of task families the graph no longer has (all their generations)."""
+    removed = []
+    for family in families:
+        folder = Path(checkpoint_dir) / family
+        if folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 def remove_orphan_temporaries(root: Path) -> list[Path]:
     """Remove temporaries under `root` left by writers on this host that no longer run."""
     pattern = re.compile(rf"^\..*\.tmp-{re.escape(socket.gethostname())}-(\d+)-[0-9a-f]{{8}}$")

@@ -315,3 +315,14 @@ def test_a_shard_count_out_of_range_is_refused(handmade, pipeline_in, tmp_path, 
     with pytest.raises(ValueError, match=r"n_shards must be 0 \(automatic\) or 1 to 32767"):
         UserTable(n_shards=n_shards)
     assert not pipeline.checkpoint_dir.exists()
+
+
+def test_checkpoints_of_retired_tasks_are_removed_after_a_build(handmade, pipeline_in, tmp_path):
+    pipeline = pipeline_in(copy_raw(handmade, tmp_path))
+    retired = pipeline.checkpoint_dir / "UserFrame" / "0123456789ab"  # as an older build left it
+    retired.mkdir(parents=True)
+    (retired / "user_df.h5").write_bytes(b"an old user_df")
+    (retired / "_SUCCESS").write_text("")
+    pipeline.build_ok()
+    assert not (pipeline.checkpoint_dir / "UserFrame").exists()
+    assert (pipeline.checkpoint_dir / "UserTable").is_dir()

@@ -95,11 +95,12 @@ def publish(
 ) -> dict:
     """Replace `output_dir/<name>` by each source file or folder, then write the manifest.
 
-    Everything slow (linking or copying, checksums) happens in the staging folder. Only the
-    renames touch the published set; just before them the manifest says `"state":
-    "publishing"`, so a consumer (or the next run, which finishes the job) can tell a set that
-    is being switched from a complete one. `known_checksums` (from `checksums()` when the files
-    were written) spares hashing them again; the staged files must match their names and sizes.
+    Everything slow (linking or copying, and checksums unless they are known) happens in the
+    staging folder. Only the renames touch the published set; just before them the manifest
+    says `"state": "publishing"`, so a consumer (or the next run, which finishes the job) can
+    tell a set that is being switched from a complete one. `known_checksums` (from
+    `checksums()` when the files were written) spares hashing them again; the staged files must
+    match their names and sizes.
     """
     output_dir.mkdir(parents=True, exist_ok=True)
     _sweep_leftovers(output_dir)

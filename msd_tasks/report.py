@@ -158,10 +158,9 @@ def data_sources(where: Path | Mapping[str, Sources], build: str) -> dict[str, l
             published = json.loads(manifest.read_text()).get("build")
             if published != build:
                 raise ReportError(f"{folder} holds build {published!r}, not {build!r}")
-    absent = [
-        name
-        for name in DATA_FILES
-        if not sources.get(name) or not all(path.is_file() for path in sources[name])
+    absent = [name for name in DATA_FILES if not sources.get(name)]
+    absent += [
+        str(path) for name in DATA_FILES for path in sources.get(name, []) if not path.is_file()
     ]
     if absent:
         raise ReportError(f"{where}: missing deliverables {', '.join(absent)}")
@@ -556,8 +555,8 @@ def run_section(facts: Mapping, numbers: Numbers) -> str:
         for t in facts["tasks"]
     ]
     tasks.append(
-        f'<th colspan="2">all <span data-key="run.tasks">{esc(numbers.shown("run.tasks"))}</span>'
-        " tasks: wall seconds summed, peak memory the largest</th>"
+        f'<th colspan="2">the <span data-key="run.tasks">{esc(numbers.shown("run.tasks"))}</span>'
+        " tasks before the report: wall seconds summed, peak memory the largest</th>"
         + numbers.cell("run.total_wall_seconds")
         + numbers.cell("run.max_peak_mb")
     )

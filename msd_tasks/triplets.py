@@ -22,8 +22,9 @@ MAX_PLAY_COUNT = 2**24
 EXPECTED_LINE = "user_id<TAB>song_id<TAB>play_count"
 COLUMNS = ["user_id", "song_id", "play_count"]
 _ID_TYPE = pa.dictionary(pa.int32(), pa.string())
-# pyarrow parses one block per thread. Small files get at least 16 blocks so both cores stay busy
-# to the end; large files get 64 MB blocks, as every block's dictionaries must be unified.
+# pyarrow parses one block per thread. Files of 16 MiB to 1 GiB are cut into 16 blocks, so both
+# cores stay busy to the end; larger files get 64 MiB blocks, as every block's dictionaries must
+# be unified, and smaller ones 1 MiB blocks.
 MIN_BLOCKS = 16
 MIN_BLOCK_SIZE, MAX_BLOCK_SIZE = 1 << 20, 64 << 20
 

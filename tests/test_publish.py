@@ -38,7 +38,7 @@ def test_manifest_lists_every_published_file_with_its_checksum(tmp_path):
     assert sorted(path.name for path in out.iterdir()) == ["a.h5", "manifest.json", "report"]
 
 
-def test_checksums_taken_when_written_are_used_and_must_match_the_files(tmp_path):
+def test_checksums_taken_when_written_are_used_and_names_and_sizes_must_match(tmp_path):
     out = tmp_path / "out"
     first = sources(tmp_path, "one")
     known = checksums(first["a.h5"].parent, ["a.h5", "report"])

@@ -130,3 +130,34 @@ def test_a_file_of_many_blocks_reads_like_its_lines(tmp_path):
 
     assert lines_of(triplets) == list(zip(users, songs, counts.tolist(), strict=True))
     assert len(triplets.user_ids) == len(set(users)) and len(triplets.song_ids) == len(set(songs))
+
+
+def test_skip_mode_over_many_blocks_drops_exactly_the_bad_lines(tmp_path):
+    """pyarrow calls the bad-line handler from its parsing threads, one block each."""
+    rng = np.random.default_rng(8)
+    good = [
+        (f"user{u:05d}", f"SO{s:016d}", int(c))
+        for u, s, c in zip(
+            rng.integers(0, 2_000, 200_000),
+            rng.integers(0, 700, 200_000),
+            rng.integers(1, 40, 200_000),
+            strict=True,
+        )
+    ]
+    lines = [f"{u}\t{s}\t{c}\n" for u, s, c in good]
+    bad = {
+        int(i): line
+        for i, line in zip(
+            rng.choice(len(lines), 300, replace=False),
+            ["only\ttwo\n", "a\tb\tc\td\n", "u\tSOX\tmany\n", "u\tSOX\t0\n", "\tSOX\t3\n"] * 60,
+            strict=True,
+        )
+    }
+    text = "".join(bad.get(i, "") + line for i, line in enumerate(lines))
+    path = write(tmp_path, text)
+    assert path.stat().st_size // block_size(path) >= 4
+
+    triplets = read_triplets(path, on_bad_lines="skip")
+
+    assert triplets.skipped_lines == len(bad)
+    assert lines_of(triplets) == good

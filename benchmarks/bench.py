@@ -92,8 +92,10 @@ class ScaleResult:
     outputs: Outputs
     warm: Run
     warm_ran: list[str]  # tasks with a `running` line in the warm run: should be none
-    notebook: Run | None
+    notebook: Run | None  # the notebook run of median wall time
     notebook_note: str  # why the notebook did not run, if it did not
+    notebook_walls: list[float]  # every notebook run, in the order run
+    notebook_peaks: list[int]
 
 
 @dataclass
@@ -230,6 +232,11 @@ def count_lines(path: Path) -> int:
     return lines
 
 
+def median_run(runs: list[Measurement]) -> Measurement:
+    """The run of median wall time (of an even count, the slower of the middle two)."""
+    return sorted(runs, key=lambda run: run.wall_seconds)[len(runs) // 2]
+
+
 def bench_scale(
     scale: float, data_dir: Path, args: argparse.Namespace, given: Path | None
 ) -> ScaleResult:
@@ -245,21 +252,23 @@ def bench_scale(
             shutil.rmtree(scale_dir / folder, ignore_errors=True)
             (scale_dir / folder).mkdir()
         colds.append(run_measured(command, f"BuildAll (cold, scale {scale})"))
-    cold = sorted(colds, key=lambda run: run.wall_seconds)[len(colds) // 2]
+    cold = median_run(colds)
     print(f"scale {scale}: BuildAll, warm", flush=True)
     warm = run_measured(command, f"BuildAll (warm, scale {scale})")
-    notebook, note = None, ""
+    notebook, note, notebooks = None, "", []
     if not args.vs_notebook:
         note = "not requested (--vs-notebook)"
     elif scale > NOTEBOOK_MAX_SCALE:
         note = f"skipped above scale {NOTEBOOK_MAX_SCALE} (it needs about 75 GB at 1.0)"
         print(f"scale {scale}: notebook {note}", flush=True)
     else:
-        print(f"scale {scale}: notebook port", flush=True)
-        shutil.rmtree(scale_dir / "notebook", ignore_errors=True)
         notebook_command = [sys.executable, "tests/notebook_port.py", str(raw_dir)]
         notebook_command += [str(scale_dir / "notebook"), "--processes", str(args.workers)]
-        notebook = as_run(run_measured(notebook_command, f"the notebook port at scale {scale}"))
+        for run in range(1, args.notebook_runs + 1):
+            print(f"scale {scale}: notebook port ({run} of {args.notebook_runs})", flush=True)
+            shutil.rmtree(scale_dir / "notebook", ignore_errors=True)
+            notebooks.append(run_measured(notebook_command, f"the notebook port at scale {scale}"))
+        notebook = as_run(median_run(notebooks))
     tasks, scheduler_peak = task_rows(cold)
     triplet_files = [raw.raw_path(raw_dir, kind) for kind in raw.TRIPLET_KINDS]
     return ScaleResult(
@@ -277,6 +286,8 @@ def bench_scale(
         warm_ran=tasks_started(warm),
         notebook=notebook,
         notebook_note=note,
+        notebook_walls=[run.wall_seconds for run in notebooks],
+        notebook_peaks=[run.peak_tree_bytes for run in notebooks],
     )
 
 
@@ -322,6 +333,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=3,
         help="cold BuildAll runs per scale; the one of median wall time is reported, and the "
         "largest peak of all (default 3)",
+    )
+    parser.add_argument(
+        "--notebook-runs",
+        type=positive_int,
+        default=3,
+        help="runs of the notebook port per scale, treated as the cold runs are (default 3)",
     )
     parser.add_argument(
         "--vs-notebook",

@@ -326,3 +326,31 @@ def test_checkpoints_of_retired_tasks_are_removed_after_a_build(handmade, pipeli
     pipeline.build_ok()
     assert not (pipeline.checkpoint_dir / "UserFrame").exists()
     assert (pipeline.checkpoint_dir / "UserTable").is_dir()
+
+
+def test_the_scheduling_process_freezes_its_heap_at_exit(handmade, tmp_path):
+    """Its last garbage collections would only walk objects the process is about to drop."""
+    config = tmp_path / "luigi.cfg"
+    config.write_text(
+        f"[paths]\nraw_dir = {handmade / 'raw'}\ncheckpoint_dir = {tmp_path / 'checkpoints'}\n"
+        f"output_dir = {tmp_path / 'out'}\n"
+    )
+    script = (
+        "import atexit, gc\n"
+        "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count()))\n"  # runs last
+        "import luigi\n"
+        "from msd_tasks import BuildAll\n"
+        "assert luigi.build([BuildAll()], local_scheduler=True, workers=1, log_level='ERROR')\n"
+        "print('frozen after the build:', gc.get_freeze_count())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "LUIGI_CONFIG_PATH": str(config)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    counts = dict(line.rsplit(": ", 1) for line in done.stdout.splitlines())
+    assert int(counts["frozen after the build"]) == 0  # the build itself collects as usual
+    assert int(counts["frozen at exit"]) > 10_000

@@ -354,3 +354,12 @@ def test_the_scheduling_process_freezes_its_heap_at_exit(handmade, tmp_path):
     counts = dict(line.rsplit(": ", 1) for line in done.stdout.splitlines())
     assert int(counts["frozen after the build"]) == 0  # the build itself collects as usual
     assert int(counts["frozen at exit"]) > 10_000
+
+
+@pytest.mark.parametrize(("before", "after"), [("", "True"), ("gc.disable(); ", "False")])
+def test_importing_msd_tasks_leaves_the_collector_as_it_found_it(before, after):
+    script = f"import gc; {before}import msd_tasks; print(gc.isenabled())"
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == after

@@ -16,6 +16,7 @@ from msd_tasks import raw
 from msd_tasks.checkpoints import prune_generations, remove_orphan_temporaries, remove_retired
 from msd_tasks.config import paths, pipeline
 from msd_tasks.errors import MissingInputError
+from msd_tasks.gc_pause import gc_paused
 from msd_tasks.publish import publish
 from msd_tasks.tasks import (
     PRIORITY,
@@ -160,6 +161,10 @@ class BuildReport(PipelineTask):
         }
 
     def build(self, folder):
+        with gc_paused():  # matplotlib's modules and artists: thousands of objects, few garbage
+            return self.draw(folder)
+
+    def draw(self, folder):
         from msd_tasks.report import render_report  # matplotlib is slow to import
 
         tasks = self.requires()

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import tables  # noqa: F401  pandas imports PyTables on first use: once here, not in every task
 
+from msd_tasks.gc_pause import gc_paused
 from msd_tasks.music import DIMENSIONS
 
 HDF_KEY = "df"
@@ -61,20 +62,21 @@ def user_frame(user_rows: pa.Table, user_ids: pa.Array) -> pd.DataFrame:
     offsets = songs.offsets.to_numpy()
     shared_ints = np.array(range(int(pc.max(songs.values).as_py() or 0) + 1), dtype=object)
     song_objects = shared_ints[songs.values.to_numpy()]
-    song_lists = [song_objects[start:stop].tolist() for start, stop in itertools.pairwise(offsets)]
     index = pd.Index(
         user_rows.column("sparse_index").to_numpy().astype(np.int64), name="sparse_index"
     )
-    return pd.DataFrame(
-        {
-            "user_id": user_ids.to_pandas().to_numpy(),
-            "MUSIC": music.tolist(),
-            "num_songs": user_rows.column("num_songs").to_numpy().astype(np.int64),
-            "is_test": user_rows.column("is_test").to_numpy(zero_copy_only=False),
-            "song_sparse_indices": song_lists,
-        },
-        index=index,
-    )
+    with gc_paused():  # 2.2M lists at full size, none of them garbage
+        song_lists = [song_objects[a:b].tolist() for a, b in itertools.pairwise(offsets)]
+        return pd.DataFrame(
+            {
+                "user_id": user_ids.to_pandas().to_numpy(),
+                "MUSIC": music.tolist(),
+                "num_songs": user_rows.column("num_songs").to_numpy().astype(np.int64),
+                "is_test": user_rows.column("is_test").to_numpy(zero_copy_only=False),
+                "song_sparse_indices": song_lists,
+            },
+            index=index,
+        )
 
 
 def user_table(user_rows: pa.Table, user_ids: pa.Array) -> pa.Table:

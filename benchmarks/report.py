@@ -174,12 +174,17 @@ def run_row(name: str, run: Run | None, note: str) -> list[str]:
 
 
 def repeated_rows(
-    name: str, median: Run | None, walls: list[float], peaks: list[int], note: str
+    name: str,
+    median: Run | None,
+    walls: list[float],
+    peaks: list[int],
+    note: str,
+    median_note: str = "the median",
 ) -> list[list[str]]:
     """One row per run of a repeated command, the median one marked."""
     rows = []
     for number, (wall, peak) in enumerate(zip(walls, peaks, strict=True), start=1):
-        marked = "the median" if median and wall == median.wall_seconds else ""
+        marked = median_note if median and wall == median.wall_seconds else ""
         cells = [f"{name}, run {number}", seconds(wall), megabytes(peak)]
         rows.append([*cells, "; ".join(part for part in (note, marked) if part)])
     return rows
@@ -187,11 +192,10 @@ def repeated_rows(
 
 def cold_rows(result: ScaleResult) -> list[list[str]]:
     """One row per cold run; the median one is the run whose tasks are tabled."""
-    rows = repeated_rows(
+    return repeated_rows(
         "BuildAll cold", result.cold, result.cold_walls, result.cold_peaks,
-        f"{result.triplets:,} triplets",
+        f"{result.triplets:,} triplets", "the median: its tasks below",
     )  # fmt: skip
-    return [[*row[:3], row[3].replace("the median", "the median: its tasks below")] for row in rows]
 
 
 def scale_tables(result: ScaleResult) -> list[Table]:

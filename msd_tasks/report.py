@@ -23,6 +23,7 @@ from matplotlib.ticker import FuncFormatter, NullLocator
 
 from msd_tasks.checkpoints import atomic_folder
 from msd_tasks.music import DIMENSIONS
+from msd_tasks.users import in_sparse_index_order
 
 REQUIRED_FACTS = ("build", "funnel", "tasks", "fingerprints", "parameters", "warnings")
 DATA_FILES = ("user_df.parquet", "song_df.parquet", "train_sparse.npz")
@@ -176,10 +177,8 @@ def as_paths(source: Sources) -> list[Path]:
 def read_user_rows(paths: list[Path]) -> pa.Table:
     """num_songs and MUSIC per user, in sparse_index order whether read whole or in parts."""
     columns = ["sparse_index", "num_songs", *DIMENSIONS]
-    users = pa.concat_tables([pq.read_table(path, columns=columns) for path in paths])
-    if len(paths) > 1:  # the same order as user_df, so that float sums come out the same
-        users = users.take(np.argsort(users.column("sparse_index").to_numpy(), kind="stable"))
-    return users
+    # The same order as user_df, so that float sums come out the same.
+    return in_sparse_index_order([pq.read_table(path, columns=columns) for path in paths])
 
 
 def read_deliverables(sources: Mapping[str, list[Path]]) -> Deliverables:

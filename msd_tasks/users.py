@@ -51,10 +51,18 @@ def user_rows(plays: Plays, song_vectors: np.ndarray) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=USER_ROWS_SCHEMA)
 
 
+def in_sparse_index_order(shards: list[pa.Table]) -> pa.Table:
+    """The shards' rows (all their columns or the same few, sparse_index among them) as one
+    table in sparse_index order, the order of user_df."""
+    table = pa.concat_tables(shards)
+    if len(shards) == 1:
+        return table  # a shard's rows are sorted already
+    return table.take(np.argsort(table.column("sparse_index").to_numpy(), kind="stable"))
+
+
 def merge_user_rows(shards: list[pa.Table], n_users: int) -> pa.Table:
     """All shards' rows in sparse_index order; every user must appear exactly once."""
-    table = pa.concat_tables(shards)
-    table = table.take(np.argsort(table.column("sparse_index").to_numpy(), kind="stable"))
+    table = in_sparse_index_order(shards)
     index = table.column("sparse_index").to_numpy()
     if len(index) != n_users or not np.array_equal(index, np.arange(n_users)):
         raise ValueError(

@@ -45,7 +45,7 @@ class LateImports:
         self.wait_for.update((task.task_id, task) for task in tasks)
 
     def before_fork(self) -> None:
-        if self.thread is not None:
+        if self.thread not in (None, threading.current_thread()):  # an import that forks: go on
             self.thread.join()
 
     def after_fork_in_parent(self) -> None:

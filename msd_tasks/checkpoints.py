@@ -104,8 +104,19 @@ def atomic_folder(path: Path, marker: bool = True) -> Iterator[Path]:
         shutil.rmtree(temporary, ignore_errors=True)
 
 
-def write_parquet(table: pa.Table, path: Path, schema: pa.Schema | None = None, **metadata) -> None:
-    """Write `table` cast to `schema`, with string `metadata` in the file's key-value metadata."""
+def write_parquet(
+    table: pa.Table,
+    path: Path,
+    schema: pa.Schema | None = None,
+    *,
+    compress: bool = False,
+    **metadata,
+) -> None:
+    """Write `table` cast to `schema`, with string `metadata` in the file's key-value metadata.
+
+    `compress` (LZ4) is for the play tables: sorted by user, they shrink 2.7x. Ids, MUSIC floats
+    and song metadata shrink by 2% to 30%, for more time than the smaller file saves.
+    """
     if schema is not None:
         table = table.select(schema.names).cast(schema)
     if metadata:
@@ -119,7 +130,11 @@ def write_parquet(table: pa.Table, path: Path, schema: pa.Schema | None = None, 
         if pa.types.is_string(field.type) or pa.types.is_dictionary(field.type)
     ]
     pq.write_table(
-        table, path, compression="lz4", use_dictionary=text_columns, write_statistics=False
+        table,
+        path,
+        compression="lz4" if compress else "none",
+        use_dictionary=text_columns,
+        write_statistics=False,
     )
 
 

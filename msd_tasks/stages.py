@@ -55,7 +55,9 @@ def write_triplets(triplets: Triplets, folder: Path) -> None:
             "play_count": triplets.play_count,
         }
     )
-    write_parquet(codes, folder / "plays.parquet", TRIPLET_CODES_SCHEMA, lines=len(triplets))
+    write_parquet(
+        codes, folder / "plays.parquet", TRIPLET_CODES_SCHEMA, compress=True, lines=len(triplets)
+    )
     write_parquet(pa.table({"user_id": triplets.user_ids}), folder / "user_ids.parquet")
     write_parquet(pa.table({"song_id": triplets.song_ids}), folder / "song_ids.parquet")
 
@@ -112,14 +114,18 @@ def write_joined(joined: JoinedPlays, shards: np.ndarray, n_shards: int, folder:
     def write_shard(shard: int) -> None:
         rows = by_shard[starts[shard] : ends[shard]]
         table = _plays_table(joined.visible.subset(rows))
-        write_parquet(table, shard_file(folder, shard), PLAYS_SCHEMA)
+        write_parquet(table, shard_file(folder, shard), PLAYS_SCHEMA, compress=True)
 
     run_concurrently(
         [
             partial(write_parquet, users, folder / "users.parquet", USERS_SCHEMA),
             partial(write_parquet, songs, folder / "songs.parquet", SONGS_SCHEMA),
             partial(
-                write_parquet, _plays_table(joined.hidden), folder / "hidden.parquet", PLAYS_SCHEMA
+                write_parquet,
+                _plays_table(joined.hidden),
+                folder / "hidden.parquet",
+                PLAYS_SCHEMA,
+                compress=True,
             ),
             *[partial(write_shard, shard) for shard in range(n_shards)],
         ]

@@ -8,6 +8,7 @@ import sys
 import threading
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from msd_tasks.checkpoints import (
@@ -67,6 +68,16 @@ def test_parquet_round_trip_casts_to_schema_and_keeps_metadata(tmp_path):
     assert back.schema.field("a").type == pa.int32()
     assert back.column("b").to_pylist() == ["x", None]
     assert parquet_metadata(tmp_path / "t.parquet")["written_by"] == {"pid": 7}
+
+
+@pytest.mark.parametrize(("compress", "codec"), [(True, "LZ4"), (False, "UNCOMPRESSED")])
+def test_parquet_is_compressed_only_when_asked(tmp_path, compress, codec):
+    table = pa.table({"user": pa.array(range(1000), pa.int32()), "id": ["a", "b"] * 500})
+    write_parquet(table, tmp_path / "t.parquet", compress=compress, lines=1000)
+    columns = pq.ParquetFile(tmp_path / "t.parquet").metadata.row_group(0)
+    assert {columns.column(i).compression for i in range(columns.num_columns)} == {codec}
+    assert read_parquet(tmp_path / "t.parquet").equals(table)
+    assert parquet_metadata(tmp_path / "t.parquet")["lines"] == 1000  # not taken for metadata
 
 
 def test_prune_keeps_generations_in_use_and_the_newest(tmp_path):

@@ -1,7 +1,7 @@
-"""The scheduling process's fork hooks: the late imports, in fresh interpreters of their own.
+"""The scheduling process's fork hooks: the late imports.
 
-Each test runs a script in a subprocess, so that matplotlib is not yet imported there and the
-fork hooks it installs stay out of the pytest process.
+The tests that fork run a script in a fresh interpreter, where matplotlib is not yet imported,
+and keep the fork hooks that script installs out of the pytest process.
 """
 
 from __future__ import annotations

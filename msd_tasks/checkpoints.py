@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pyarrow as pa
+import pyarrow.dataset  # pq.read_table imports it on first use: once here, not in every task
 import pyarrow.parquet as pq
 
 SUCCESS = "_SUCCESS"

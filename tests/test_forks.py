@@ -87,6 +87,20 @@ import json, sys
 import luigi
 from msd_tasks import BuildAll
 from msd_tasks.forks import install_fork_hooks
+from msd_tasks.tasks import PipelineTask
+
+SLOW = ("pandas", "tables", "pyarrow.dataset", "scipy.sparse", "matplotlib")
+modules_at_start = set()
+
+@PipelineTask.event_handler(luigi.Event.START)
+def remember_the_modules(task):  # in the worker, before the task runs
+    modules_at_start.update(sys.modules)
+
+@PipelineTask.event_handler(luigi.Event.SUCCESS)
+def print_the_slow_imports(task):  # in the worker, after the task ran
+    new = set(sys.modules) - modules_at_start
+    slow = sorted(m for m in new if any(m == s or m.startswith(s + ".") for s in SLOW))
+    print("worker imported:", json.dumps([task.task_family, slow]), flush=True)
 
 assert "matplotlib" not in sys.modules
 assert luigi.build([BuildAll()], local_scheduler=True, workers=2, log_level="ERROR")
@@ -98,16 +112,21 @@ print(json.dumps({
 """
 
 
-def test_a_build_imports_the_report_modules_once_joinplays_can_run(handmade, tmp_path):
+def test_a_build_imports_the_slow_modules_before_forking_the_workers_that_use_them(
+    handmade, tmp_path
+):
     config = tmp_path / "luigi.cfg"
     config.write_text(
         f"[paths]\nraw_dir = {handmade / 'raw'}\ncheckpoint_dir = {tmp_path / 'checkpoints'}\n"
         f"output_dir = {tmp_path / 'out'}\n"
     )
     env = {**os.environ, "LUIGI_CONFIG_PATH": str(config)}
-    seen = json.loads(run_script(BUILD_SCRIPT, env=env))
-    assert seen == {
+    *workers, last = run_script(BUILD_SCRIPT, env=env).splitlines()
+    assert json.loads(last) == {
         "waited for": ["CleanSongs", "ImportTriplets", "ImportTriplets", "ImportTriplets"],
         "imported here": True,
     }
+    imports = [json.loads(line.removeprefix("worker imported: ")) for line in workers]
+    assert {family for family, _ in imports} >= {"JoinPlays", "PlayMatrices", "BuildReport"}
+    assert [(family, slow) for family, slow in imports if slow] == []
     assert (tmp_path / "out" / "report" / "index.html").is_file()

@@ -55,13 +55,18 @@ def cold_peak(result: ScaleResult) -> int:
     return max(result.cold_peaks)
 
 
+def notebook_peak(result: ScaleResult) -> int:
+    """The largest peak of all the notebook port's runs, compared with `cold_peak`."""
+    return max(result.notebook_peaks)
+
+
 def notebook_ratios(result: ScaleResult) -> tuple[float, float] | None:
     """(median notebook wall / median BuildAll cold wall, largest peak / largest peak)."""
     if result.notebook is None:
         return None
     return (
         ratio(result.notebook.wall_seconds, result.cold.wall_seconds),
-        ratio(max(result.notebook_peaks), cold_peak(result)),
+        ratio(notebook_peak(result), cold_peak(result)),
     )
 
 
@@ -274,7 +279,7 @@ def summary_table(results: Results) -> Table:
                 f"{per_million(result.cold.wall_seconds, result):.2f}",
                 f"{per_million(cold_peak(result) / 1e6, result):,.1f}",
                 seconds(notebook.wall_seconds) if notebook else "n/a",
-                megabytes(max(result.notebook_peaks)) if notebook else "n/a",
+                megabytes(notebook_peak(result)) if notebook else "n/a",
                 f"{ratios[0]:.1f}x" if ratios else "n/a",
                 f"{ratios[1]:.1f}x" if ratios else "n/a",
             ]

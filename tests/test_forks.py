@@ -83,7 +83,7 @@ def test_a_late_import_that_fails_is_left_to_the_task_that_needs_it():
 
 
 BUILD_SCRIPT = """
-import json, sys
+import json, os, sys
 import luigi
 from msd_tasks import BuildAll
 from msd_tasks.forks import install_fork_hooks
@@ -100,7 +100,8 @@ def remember_the_modules(task):  # in the worker, before the task runs
 def print_the_slow_imports(task):  # in the worker, after the task ran
     new = set(sys.modules) - modules_at_start
     slow = sorted(m for m in new if any(m == s or m.startswith(s + ".") for s in SLOW))
-    print("worker imported:", json.dumps([task.task_family, slow]), flush=True)
+    line = "worker imported: " + json.dumps([task.task_family, slow]) + "\\n"
+    os.write(1, line.encode())  # one write: the lines of two workers do not interleave
 
 assert "matplotlib" not in sys.modules
 assert luigi.build([BuildAll()], local_scheduler=True, workers=2, log_level="ERROR")

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import tables  # noqa: F401  pandas imports PyTables on first use: once here, not in every task
+import tables  # pandas imports PyTables on first use: once here, not in every task
 
 from msd_tasks.gc_pause import gc_paused
 from msd_tasks.music import DIMENSIONS
@@ -90,3 +90,11 @@ def write_hdf(frame: pd.DataFrame, path: Path) -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="\\s*your performance may suffer")
         frame.to_hdf(path, key=HDF_KEY, mode="w")
+    # PyTables ignores the errors of H5Fflush/H5Fclose, which write what HDF5 buffered: on a
+    # full disk to_hdf can return normally and leave a cut file. Opening it again checks it
+    # (HDF5 compares the file's size with the end of file its superblock records).
+    try:
+        with tables.open_file(path, mode="r") as written:
+            written.get_node(f"/{HDF_KEY}")
+    except (tables.HDF5ExtError, tables.NoSuchNodeError) as error:
+        raise OSError(f"{path} is incomplete after writing it (disk full?)") from error

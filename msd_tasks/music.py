@@ -27,10 +27,13 @@ FEATURE_TO_MUSIC = np.array(
 def song_vectors(features: np.ndarray, scaling: str = "raw") -> np.ndarray:
     """Songs x 5 MUSIC vectors from songs x 6 features; a song missing any feature gets NaN.
 
+    A feature that is not finite (NaN, inf, -inf) counts as missing.
+
     `zscore` standardises each feature over the songs given (NaN ignored) before the mapping,
     so that loudness in dB does not outweigh features that live in [0, 1].
     """
-    features = np.asarray(features, dtype=np.float64)
+    features = np.array(features, dtype=np.float64)  # a copy: missing values are set below
+    features[~np.isfinite(features)] = np.nan
     if scaling == "zscore":
         spread = np.nanstd(features, axis=0)
         spread[~(spread > 0)] = 1.0  # a constant feature centres to 0 instead of dividing by 0

@@ -219,7 +219,7 @@ def distribution_stats(values: np.ndarray) -> dict[str, float | None]:
 
 
 def music_stats(column: np.ndarray) -> dict[str, float | None]:
-    known = column[~np.isnan(column)]
+    known = column[np.isfinite(column)]
     if known.size == 0:
         return {"count": 0} | dict.fromkeys(("mean", "std", "min", "median", "max"))
     return {

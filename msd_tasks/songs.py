@@ -14,22 +14,22 @@ import pyarrow.compute as pc
 from pyarrow import csv
 
 from msd_tasks.errors import InputError
+from msd_tasks.hdf_frame import read_frame
 from msd_tasks.music import FEATURES
 from msd_tasks.text import BYTE_LITERAL_COLUMNS, decode_byte_literals
 
 HDF_KEY = "df"
 # What the pipeline reads from the metadata file; every other column is carried through as is.
-REQUIRED_COLUMNS = ("song_id", "track_id", *FEATURES)
+ID_COLUMNS = ("song_id", "track_id")
+REQUIRED_COLUMNS = (*ID_COLUMNS, *FEATURES)
 
 
 def read_msd(path: Path) -> pd.DataFrame:
-    """The MSD metadata frame, checked for the key and the columns the pipeline needs."""
-    with pd.HDFStore(path, mode="r") as store:
-        keys = [key.lstrip("/") for key in store.keys()]  # noqa: SIM118
-        if HDF_KEY not in keys:
-            raise InputError(path, "HDF5 keys", f"a frame under key '{HDF_KEY}'", f"keys {keys}")
-        # select() reads fixed-format object columns with C pickle; store[key] uses a slow shim.
-        frame = store.select(HDF_KEY)
+    """The MSD metadata frame, checked for the key, the columns the pipeline needs and their types.
+
+    Read without unpickling anything the file holds (msd_tasks/hdf_frame.py).
+    """
+    frame = read_frame(path, HDF_KEY)
     missing = [column for column in REQUIRED_COLUMNS if column not in frame.columns]
     if missing:
         raise InputError(
@@ -38,7 +38,39 @@ def read_msd(path: Path) -> pd.DataFrame:
             f"columns {', '.join(REQUIRED_COLUMNS)}",
             f"none named {', '.join(missing)}",
         )
+    for column in ID_COLUMNS:
+        _check_text_ids(path, column, frame[column])
+    for column in FEATURES:
+        _check_numeric(path, column, frame[column])
     return frame
+
+
+def _check_text_ids(path: Path, column: str, values: pd.Series) -> None:
+    """Ids are text; a missing or non-text id names its row (counted from 1)."""
+    if pd.api.types.infer_dtype(values, skipna=True) == "string" and not values.isna().any():
+        return
+    row = next(
+        (row for row, value in enumerate(values, start=1) if not isinstance(value, str)),
+        len(values),
+    )
+    found = repr(values.iloc[row - 1]) if len(values) else "no rows"
+    raise InputError(path, f"key '{HDF_KEY}', column '{column}', row {row}", "an id as text", found)
+
+
+def _check_numeric(path: Path, column: str, values: pd.Series) -> None:
+    """An audio feature column holds numbers (NaN and infinities count as missing later)."""
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return
+    row = next(
+        (
+            row
+            for row, value in enumerate(values, start=1)
+            if isinstance(value, bool) or not isinstance(value, int | float | np.number)
+        ),
+        1,
+    )
+    found = repr(values.iloc[row - 1]) if len(values) else f"{values.dtype} values"
+    raise InputError(path, f"key '{HDF_KEY}', column '{column}', row {row}", "a number", found)
 
 
 def read_genres(path: Path) -> pa.Table:
@@ -86,20 +118,19 @@ def clean_songs(msd: pd.DataFrame, genres: pa.Table) -> pa.Table:
     """One row per song_id (its first row in file order), text decoded, plus a `genre` column.
 
     The notebook left-joins genres on track_id, then keeps each song's first row; with a track
-    listed twice in the genre file that picks the track's first genre line, as here.
+    listed twice in the genre file that picks the track's first genre line, as here. Labels are
+    stripped of surrounding whitespace, and one left empty is a missing genre.
     """
     table = pa.Table.from_pandas(msd, preserve_index=False)
     for column in BYTE_LITERAL_COLUMNS:
         if column in table.column_names:
             index = table.column_names.index(column)
             table = table.set_column(index, column, decode_byte_literals(table.column(column)))
-    song_ids = table.column("song_id")
-    if song_ids.null_count:
-        row = int(np.flatnonzero(pc.is_null(song_ids).to_numpy(zero_copy_only=False))[0])
-        raise InputError("song metadata", f"row {row}, column song_id", "a song id", "nothing")
-    table = table.take(pa.array(first_rows(song_ids)))
+    table = table.take(pa.array(first_rows(table.column("song_id"))))
     genre_rows = first_rows(genres.column("track_id"))
     genre_tracks = genres.column("track_id").take(pa.array(genre_rows))
     genre_labels = pc.utf8_trim_whitespace(genres.column("genre").take(pa.array(genre_rows)))
+    # An empty label is a missing genre, not a genre "".
+    genre_labels = pc.if_else(pc.equal(genre_labels, ""), None, genre_labels)
     position = pc.index_in(table.column("track_id"), value_set=genre_tracks)
     return table.append_column("genre", genre_labels.take(position))

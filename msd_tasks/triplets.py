@@ -7,6 +7,9 @@ pyarrow rejects a file, a line-by-line scan finds the first bad line to report i
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +22,11 @@ from msd_tasks.errors import InputError
 
 # Above 2**24 a float32 matrix cell can no longer hold the count exactly.
 MAX_PLAY_COUNT = 2**24
+MAX_COUNT_DIGITS = len(str(MAX_PLAY_COUNT))
+# What surrounds no id: pyarrow's ascii_trim_whitespace and bytes.strip agree on these.
+ASCII_WHITESPACE = " \t\n\v\f\r"
+# What describe_bad_line expects of bytes that are not UTF-8: a fault skip mode does not skip.
+NOT_UTF8 = "UTF-8 text"
 EXPECTED_LINE = "user_id<TAB>song_id<TAB>play_count"
 COLUMNS = ["user_id", "song_id", "play_count"]
 _ID_TYPE = pa.dictionary(pa.int32(), pa.string())
@@ -45,7 +53,12 @@ class Triplets:
 
 
 def read_triplets(path: Path, on_bad_lines: str = "error") -> Triplets:
-    """Read a triplet file; `on_bad_lines='skip'` drops malformed lines and counts them."""
+    """Read a triplet file; `on_bad_lines='skip'` drops malformed lines and counts them.
+
+    One rule in both modes (`describe_bad_line`): `error` fails on the first malformed line,
+    `skip` skips exactly the lines `error` would fail on. Text that is not UTF-8 and a line
+    longer than the parse block (when pyarrow cannot take it) fail in both modes.
+    """
     path = Path(path)
     if path.stat().st_size == 0:
         raise InputError(path, "line 1", f"{EXPECTED_LINE} lines", "an empty file")
@@ -61,14 +74,28 @@ def read_triplets(path: Path, on_bad_lines: str = "error") -> Triplets:
         table = _read(path, skip_row if skipping else None)
     except pa.ArrowInvalid as error:
         found = str(error)
-        first = first_bad_line(path, encoding_only=skipping)
+        if "straddl" in found:  # a line longer than the parse block: fails in both modes
+            raise first_long_line(path) or InputError(
+                path, "a line", EXPECTED_LINE, found
+            ) from None
+        first = first_bad_line(path, fatal_only=skipping)
         raise first or InputError(path, "a line", EXPECTED_LINE, found) from None
-    if table.num_rows == 0:
+    if table.num_rows == 0 and not skipped:
         raise InputError(path, "line 1", f"{EXPECTED_LINE} lines", "no line with any text")
-    users, songs, counts = _columns(table)
-    keep = _good_rows(users, songs, counts) if skipping else _check_rows(path, users, songs, counts)
-    if keep is not None:
-        skipped += int(len(keep) - keep.sum())
+    table = table.unify_dictionaries()
+    users = table.column("user_id").combine_chunks()
+    songs = table.column("song_id").combine_chunks()
+    counts, bad = _play_counts(table.column("play_count"))
+    bad |= _bad_id_rows(users) | _bad_id_rows(songs)
+    keep = None
+    if bad.any():
+        if not skipping:
+            row = int(np.argmax(bad))
+            raise first_bad_line(path) or InputError(
+                path, f"data row {row + 1}", EXPECTED_LINE, "a malformed line"
+            )
+        keep = ~bad
+        skipped += int(bad.sum())
     return Triplets(
         user_code=_codes(users, keep),
         song_code=_codes(songs, keep),
@@ -80,8 +107,7 @@ def read_triplets(path: Path, on_bad_lines: str = "error") -> Triplets:
 
 
 def _read(path: Path, invalid_row_handler=None) -> pa.Table:
-    """Parse with pyarrow; play counts are read as text only when bad lines are to be skipped."""
-    count_type = pa.string() if invalid_row_handler else pa.int32()
+    """Parse with pyarrow: ids dictionary-encoded, play counts as text (`_play_counts`)."""
     return csv.read_csv(
         path,
         read_options=csv.ReadOptions(column_names=COLUMNS, block_size=block_size(path)),
@@ -89,7 +115,7 @@ def _read(path: Path, invalid_row_handler=None) -> pa.Table:
             delimiter="\t", quote_char=False, invalid_row_handler=invalid_row_handler
         ),
         convert_options=csv.ConvertOptions(
-            column_types={"user_id": _ID_TYPE, "song_id": _ID_TYPE, "play_count": count_type},
+            column_types={"user_id": _ID_TYPE, "song_id": _ID_TYPE, "play_count": pa.string()},
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
         ),
@@ -100,19 +126,30 @@ def block_size(path: Path) -> int:
     return min(max(path.stat().st_size // MIN_BLOCKS, MIN_BLOCK_SIZE), MAX_BLOCK_SIZE)
 
 
-def _columns(table: pa.Table) -> tuple[pa.DictionaryArray, pa.DictionaryArray, np.ndarray]:
-    table = table.unify_dictionaries()
-    counts = table.column("play_count")
-    if counts.type == pa.string():
-        # pyarrow's integer parser accepts surrounding spaces in strict mode: so does skip mode.
-        counts = pc.utf8_trim_whitespace(counts)
-        digits = pc.match_substring_regex(counts, r"^[0-9]{1,9}$")
-        counts = pc.cast(pc.if_else(digits, counts, "0"), pa.int64())
-    return (
-        table.column("user_id").combine_chunks(),
-        table.column("song_id").combine_chunks(),
-        counts.to_numpy(),
-    )
+def _play_counts(texts: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """Play counts as int64 and a mask of the malformed ones (0 where malformed).
+
+    pyarrow's integer parser takes `0x10` and surrounding spaces, so the text is checked here:
+    ASCII digits only, value from 1 to MAX_PLAY_COUNT (leading zeros allowed). Chunks are
+    converted on two threads (pyarrow's kernels release the GIL).
+    """
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        parsed = list(pool.map(_parse_count_chunk, texts.chunks))
+    if not parsed:
+        return np.zeros(0, np.int64), np.zeros(0, bool)
+    counts = np.concatenate(parsed)
+    return counts, (counts < 1) | (counts > MAX_PLAY_COUNT)
+
+
+def _parse_count_chunk(texts: pa.Array) -> np.ndarray:
+    digits = pc.ascii_is_decimal(texts)
+    if pc.all(digits).as_py():
+        with contextlib.suppress(pa.ArrowInvalid):  # more digits than int64 holds
+            return pc.cast(texts, pa.int64()).to_numpy()
+    # Leading zeros aside, a count in range has at most 8 digits: longer ones become 0 (bad).
+    short = pc.less_equal(pc.utf8_length(pc.utf8_ltrim(texts, "0")), MAX_COUNT_DIGITS)
+    usable = pc.and_(digits, short)
+    return pc.cast(pc.if_else(usable, texts, "0"), pa.int64()).to_numpy()
 
 
 def _codes(ids: pa.DictionaryArray, keep: np.ndarray | None) -> np.ndarray:
@@ -120,65 +157,69 @@ def _codes(ids: pa.DictionaryArray, keep: np.ndarray | None) -> np.ndarray:
     return codes if keep is None else codes[keep]
 
 
-def _empty_id_rows(ids: pa.DictionaryArray) -> np.ndarray:
-    empty_codes = np.flatnonzero(pc.utf8_length(ids.dictionary).to_numpy() == 0)
-    if len(empty_codes) == 0:
+def _bad_id_rows(ids: pa.DictionaryArray) -> np.ndarray:
+    """Rows whose id is empty or has surrounding ASCII whitespace (checked once per id)."""
+    values = ids.dictionary
+    bad_codes = np.flatnonzero(
+        pc.or_(
+            pc.equal(pc.binary_length(values), 0),
+            pc.not_equal(pc.ascii_trim_whitespace(values), values),
+        ).to_numpy(zero_copy_only=False)
+    )
+    if len(bad_codes) == 0:
         return np.zeros(len(ids), dtype=bool)
-    return np.isin(ids.indices.to_numpy(zero_copy_only=False), empty_codes)
-
-
-def _bad_count_rows(counts: np.ndarray) -> np.ndarray:
-    return (counts <= 0) | (counts > MAX_PLAY_COUNT)
-
-
-def _good_rows(users, songs, counts) -> np.ndarray:
-    return ~(_empty_id_rows(users) | _empty_id_rows(songs) | _bad_count_rows(counts))
-
-
-def _check_rows(path: Path, users, songs, counts) -> None:
-    """The checks pyarrow's parser cannot make: empty ids and play counts out of range.
-
-    On a failure the file is scanned once more to name the first bad line (pyarrow skips blank
-    lines, so row numbers are not line numbers).
-    """
-    bad = _empty_id_rows(users) | _empty_id_rows(songs) | _bad_count_rows(counts)
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise first_bad_line(path) or InputError(
-            path, f"data row {row + 1}", EXPECTED_LINE, "an empty id or a play count out of range"
-        )
+    return np.isin(ids.indices.to_numpy(zero_copy_only=False), bad_codes)
 
 
 def describe_bad_line(line: bytes) -> tuple[str, str] | None:
-    """What is wrong with one raw line, as (expected, found), or None when it is a good line."""
+    """What is wrong with one raw line (without its line break), as (expected, found), or None
+    when it is a good or a blank line. The rule of both modes."""
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as error:
-        return "UTF-8 text", f"byte 0x{line[error.start]:02x} at column {error.start + 1}"
-    if not text.strip("\r\n"):
+        return NOT_UTF8, f"byte 0x{line[error.start]:02x} at column {error.start + 1}"
+    if not text:
         return None  # blank lines are ignored, as pyarrow's reader ignores them
-    fields = text.rstrip("\r\n").split("\t")
+    fields = text.split("\t")
     if len(fields) != 3:
-        return f"3 tab-separated fields ({EXPECTED_LINE})", f"{len(fields)}: {text.rstrip()!r}"
-    user_id, song_id, count = fields
-    count = count.strip()
-    if not user_id:
-        return "a non-empty user_id in column 1", "''"
-    if not song_id:
-        return "a non-empty song_id in column 2", "''"
+        return f"3 tab-separated fields ({EXPECTED_LINE})", f"{len(fields)}: {text!r}"
+    for column, (name, value) in enumerate(
+        zip(("user_id", "song_id"), fields[:2], strict=True), start=1
+    ):
+        if not value or value != value.strip(ASCII_WHITESPACE):
+            return f"a non-empty {name} without surrounding whitespace in column {column}", repr(
+                value
+            )
+    count = fields[2]
     if not (count.isascii() and count.isdigit()) or not 0 < int(count) <= MAX_PLAY_COUNT:
-        return f"an integer play count from 1 to {MAX_PLAY_COUNT} in column 3", repr(count)
+        return f"a play count of decimal digits from 1 to {MAX_PLAY_COUNT} in column 3", repr(count)
     return None
 
 
-def first_bad_line(path: Path, encoding_only: bool = False) -> InputError | None:
+def raw_lines(path: Path) -> Iterator[bytes]:
+    """The lines of a file as pyarrow's CSV reader splits them: at \\n, \\r\\n or a lone \\r."""
+    with open(path, "rb") as file:
+        for line in file:  # up to and including \n, so a \r\n is never cut in two
+            yield from line.splitlines()
+
+
+def first_bad_line(path: Path, fatal_only: bool = False) -> InputError | None:
     """Scan a file line by line (slow, only after the fast reader failed) for its first bad line.
 
-    With `encoding_only`, only bytes that are not UTF-8 count (the other faults can be skipped).
+    With `fatal_only`, only bytes that are not UTF-8 count (skip mode skips the other faults).
     """
-    with open(path, "rb") as lines:
-        for number, line in enumerate(lines, start=1):
-            problem = describe_bad_line(line)
-            if problem and not (encoding_only and problem[0] != "UTF-8 text"):
-                return InputError(path, f"line {number}", *problem)
+    for number, line in enumerate(raw_lines(path), start=1):
+        problem = describe_bad_line(line)
+        if problem and not (fatal_only and problem[0] != NOT_UTF8):
+            return InputError(path, f"line {number}", *problem)
+    return None
+
+
+def first_long_line(path: Path) -> InputError | None:
+    """The first line longer than the parse block, which pyarrow's reader could not take."""
+    max_bytes = block_size(path)
+    for number, line in enumerate(raw_lines(path), start=1):
+        if len(line) > max_bytes:
+            expected = f"a line of at most {max_bytes:,} bytes (the parse block)"
+            return InputError(path, f"line {number}", expected, f"{len(line):,} bytes")
     return None

@@ -4,9 +4,11 @@
 mismatch. The pipeline deliberately differs from the notebook in these ways (and no others):
 - mappings, song_df and user_df rows are sorted by sparse_index (an int64 index);
 - the six byte-literal text columns of song_df are properly decoded ("b'Beyonc\\xc3\\xa9'" ->
-  "Beyoncé"; plain text passes through), genre is stripped of surrounding whitespace;
+  "Beyoncé"; plain text passes through), genre is stripped of surrounding whitespace (a
+  label left empty is a missing genre);
 - song_sparse_indices lists are sorted;
-- MUSIC leaves out songs with a NaN MUSIC feature (the notebook's np.average gives NaN instead).
+- MUSIC leaves out songs with a missing (NaN or infinite) MUSIC feature (the notebook's np.average
+  gives NaN instead).
 """
 
 from __future__ import annotations
@@ -331,7 +333,8 @@ def _compare_song_df(
 
     _compare_song_text(common, nb, pl, raw, report)
 
-    stripped = nb["genre"].map(lambda g: g.strip() if isinstance(g, str) else g)
+    # Stripped, and a label left empty is a missing genre (README: where this differs).
+    stripped = nb["genre"].map(lambda g: (g.strip() or None) if isinstance(g, str) else g)
     bad = _mismatched_positions(stripped, pl["genre"])
     items = [
         f"sparse_index {common[i]}: notebook {_show(nb['genre'].iloc[i])} "

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from msd_tasks.errors import InputError
-from msd_tasks.triplets import MAX_BLOCK_SIZE, MAX_PLAY_COUNT, MIN_BLOCKS, block_size, read_triplets
+from msd_tasks.triplets import (
+    MAX_BLOCK_SIZE,
+    MAX_PLAY_COUNT,
+    MIN_BLOCK_SIZE,
+    MIN_BLOCKS,
+    block_size,
+    read_triplets,
+)
 
 GOOD = "u1\tSOA\t3\nu2\tSOB\t1\nu1\tSOB\t7\nu1\tSOA\t2\n"
 
@@ -47,14 +54,22 @@ def test_crlf_line_endings_are_read(tmp_path):
     [
         ("u1\tSOA\t3\nu2\tSOB\n", "line 2", "3 tab-separated fields"),
         ("u1\tSOA\t3\nu2\tSOB\t1\textra\n", "line 2", "3 tab-separated fields"),
-        ("u1\tSOA\t3\nu2\tSOB\tmany\n", "line 2", "integer play count"),
-        ("u1\tSOA\t3\nu2\tSOB\t1.5\n", "line 2", "integer play count"),
-        ("u1\tSOA\t3\nu2\tSOB\t0\n", "line 2", "integer play count"),
-        ("u1\tSOA\t3\nu2\tSOB\t-4\n", "line 2", "integer play count"),
-        (f"u1\tSOA\t{MAX_PLAY_COUNT + 1}\n", "line 1", "integer play count"),
+        ("u1\tSOA\t3\nu2\tSOB\tmany\n", "line 2", "play count of decimal digits"),
+        ("u1\tSOA\t3\nu2\tSOB\t1.5\n", "line 2", "play count of decimal digits"),
+        ("u1\tSOA\t3\nu2\tSOB\t0\n", "line 2", "play count of decimal digits"),
+        ("u1\tSOA\t3\nu2\tSOB\t-4\n", "line 2", "play count of decimal digits"),
+        (f"u1\tSOA\t{MAX_PLAY_COUNT + 1}\n", "line 1", "play count of decimal digits"),
         ("u1\tSOA\t3\n\tSOB\t1\n", "line 2", "non-empty user_id"),
         ("u1\tSOA\t3\nu2\t\t1\n", "line 2", "non-empty song_id"),
-        ("user_id\tsong_id\tplay_count\nu1\tSOA\t3\n", "line 1", "integer play count"),
+        ("user_id\tsong_id\tplay_count\nu1\tSOA\t3\n", "line 1", "play count of decimal digits"),
+        ("u1\tSOA\t3\nu2\tSOB\t0x10\n", "line 2", "play count of decimal digits"),
+        ("u1\tSOA\t3\nu2\tSOB\t 5\n", "line 2", "play count of decimal digits"),
+        ("u1\tSOA\t3\nu2\tSOB\t5 \n", "line 2", "play count of decimal digits"),
+        ("u1\tSOA\t3\nu2\tSOB\t+5\n", "line 2", "play count of decimal digits"),
+        ("u1\tSOA\t3\nu2\tSOB\t1e3\n", "line 2", "play count of decimal digits"),
+        ("u1\tSOA\t3\nu2\tSOB\t99999999999999999999999\n", "line 2", "play count of decimal"),
+        ("u1\tSOA \t3\n", "line 1", "song_id without surrounding whitespace"),
+        (" u1\tSOA\t3\n", "line 1", "user_id without surrounding whitespace"),
         ("", "line 1", "empty file"),
     ],
 )
@@ -87,15 +102,39 @@ def test_a_file_of_blank_lines_is_empty(tmp_path):
 
 def test_blank_lines_do_not_shift_the_line_named(tmp_path):
     path = write(tmp_path, "u1\tSOA\t1\n\nu2\tSOB\t0\n")
-    with pytest.raises(InputError, match=r"line 3: expected an integer play count"):
+    with pytest.raises(InputError, match=r"line 3: expected a play count of decimal digits"):
         read_triplets(path)
 
 
-def test_spaces_around_a_count_read_the_same_in_both_modes(tmp_path):
-    path = write(tmp_path, "u1\tSOA\t 5\nu2\tSOB\t7 \n")
-    strict, skipping = read_triplets(path), read_triplets(path, on_bad_lines="skip")
-    assert lines_of(strict) == lines_of(skipping) == [("u1", "SOA", 5), ("u2", "SOB", 7)]
-    assert skipping.skipped_lines == 0
+def test_spaces_around_a_count_are_malformed_in_both_modes(tmp_path):
+    path = write(tmp_path, "u1\tSOA\t 5\nu2\tSOB\t7 \nu3\tSOC\t0000000002\n")
+    with pytest.raises(InputError, match=r"line 1: expected a play count"):
+        read_triplets(path)
+    skipping = read_triplets(path, on_bad_lines="skip")
+    assert lines_of(skipping) == [("u3", "SOC", 2)]  # leading zeros are decimal digits
+    assert skipping.skipped_lines == 2
+
+
+def test_a_line_longer_than_the_parse_block_is_named(tmp_path):
+    # pyarrow takes a line somewhat longer than its block; one three blocks long it cannot.
+    good = "u1\tSOA\t3\n" * 200_000
+    long_id = "u" * (3 * MIN_BLOCK_SIZE)
+    path = write(tmp_path, f"{good}{long_id}\tSOB\t1\n{good}")
+    for mode in ("error", "skip"):
+        with pytest.raises(
+            InputError, match=r"line 200001: expected a line of at most 1,048,576 bytes"
+        ):
+            read_triplets(path, on_bad_lines=mode)
+
+
+def test_a_lone_carriage_return_ends_a_line_as_in_pyarrow(tmp_path):
+    path = write(tmp_path, "u1\tSOA\t3\ru2\tSOB\t1\r\nu3\tSOC\tx\n")
+    assert lines_of(read_triplets(path, on_bad_lines="skip")) == [
+        ("u1", "SOA", 3),
+        ("u2", "SOB", 1),
+    ]
+    with pytest.raises(InputError, match=r"line 3: expected a play count"):
+        read_triplets(path)
 
 
 def test_skip_mode_names_the_undecodable_line_not_a_skippable_one(tmp_path):

@@ -1,0 +1,215 @@
+"""Read a DataFrame that pandas wrote in its fixed HDF5 format, from a file nobody vouches for.
+
+pandas (through PyTables) unpickles such a file twice over: every object column is one pickle,
+and PyTables unpickles node attributes as soon as a node is opened. Either runs whatever code
+the file's author chose. This reader uses h5py, which never unpickles, and sends each object
+column through `SafeUnpickler`, which admits only what an array of strings, bytes and numbers
+needs. The frame it returns equals `pd.read_hdf(path, key)` for such files, with a RangeIndex.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import pickle
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from msd_tasks.errors import InputError
+
+# What pickle.dumps of a numpy object array of str, bytes, int, float, bool and None refers to
+# (numpy 1.x and 2.x module names; `_codecs.encode` rebuilds bytes in pickle protocol 2).
+ALLOWED_GLOBALS = frozenset(
+    {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("_codecs", "encode"),
+    }
+)
+# pandas' name for what a column holds (infer_dtype, NaN and None skipped) that pyarrow takes.
+PLAIN_COLUMN_KINDS = frozenset(
+    {"string", "bytes", "integer", "floating", "mixed-integer-float", "boolean", "empty"}
+)
+PLAIN_TYPES = (str, bytes, int, float, bool, type(None), np.number, np.bool_)
+# pandas 3 (or 2.x with future.infer_string) reads text columns as its `str` dtype, as here.
+INFERS_STRINGS = pd.Series(["text"]).dtype != object
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+EXPECTED_FILE = "an HDF5 file written by DataFrame.to_hdf (fixed format)"
+
+
+class Forbidden:
+    """What a pickle's reference to anything outside ALLOWED_GLOBALS becomes: inert, named."""
+
+    def __init__(self, reference: str) -> None:
+        self.reference = reference
+
+    def __call__(self, *args, **kwargs) -> Forbidden:
+        return self
+
+    def __setstate__(self, state) -> None:
+        pass
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """Unpickles plain values only; every other global turns into an inert `Forbidden`."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in ALLOWED_GLOBALS:
+            return super().find_class(module, name)
+        return Forbidden(f"{module}.{name}")
+
+
+def safe_loads(data: bytes) -> object:
+    return SafeUnpickler(io.BytesIO(data)).load()
+
+
+def read_frame(path: Path, key: str) -> pd.DataFrame:
+    """The frame under `key`; anything but plain columns fails with the file, key and column."""
+    path = Path(path)
+    _check_signature(path)
+    try:
+        with h5py.File(path, "r") as h5:
+            keys = sorted(h5.keys())
+            if key not in keys:
+                raise InputError(path, "HDF5 keys", f"a frame under key '{key}'", f"keys {keys}")
+            return _read_fixed_frame(path, key, h5[key])
+    except OSError as error:  # h5py's one-line message of the HDF5 library's error
+        raise InputError(path, "reading", EXPECTED_FILE, _first_line(error)) from None
+
+
+def _check_signature(path: Path) -> None:
+    with open(path, "rb") as file:
+        head = file.read(len(HDF5_SIGNATURE))
+    if not head:
+        raise InputError(path, "the whole file", EXPECTED_FILE, "an empty file")
+    if head != HDF5_SIGNATURE and not h5py.is_hdf5(path):  # a user block may precede it
+        raise InputError(path, "byte 1", EXPECTED_FILE, f"no HDF5 signature but {head!r}")
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes | np.bytes_):
+        return bytes(value).decode("utf-8", errors="replace")
+    return str(value)
+
+
+def _read_fixed_frame(path: Path, key: str, group: h5py.Group | h5py.Dataset) -> pd.DataFrame:
+    where = f"key '{key}'"
+    kind = _text(group.attrs.get("pandas_type", "")) if isinstance(group, h5py.Group) else ""
+    if kind != "frame":
+        found = f"pandas_type '{kind}'" if kind else "no pandas object"
+        if kind == "frame_table":
+            found += " (the table format; write it with format='fixed')"
+        raise InputError(path, where, "a DataFrame (pandas_type 'frame')", found)
+    encoding = _text(group.attrs.get("encoding", "UTF-8"))
+    columns = _names(path, where, group, "axis0", encoding)
+    n_rows = _dataset(path, where, group, "axis1").shape[0]
+    frames = []
+    for block in range(int(group.attrs.get("nblocks", 0))):
+        items = _names(path, where, group, f"block{block}_items", encoding)
+        values = _block_values(path, where, group, f"block{block}_values", items, n_rows)
+        frame = pd.DataFrame(np.asfortranarray(values), columns=items, copy=False)
+        if values.dtype == object and INFERS_STRINGS:
+            strings = [name for name in items if _kind(frame[name]) in ("string", "empty")]
+            frame[strings] = frame[strings].astype(pd.StringDtype(na_value=np.nan))
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=columns, index=pd.RangeIndex(n_rows))
+    return pd.concat(frames, axis=1).reindex(columns=columns)
+
+
+def _dataset(path: Path, where: str, group: h5py.Group, name: str) -> h5py.Dataset:
+    node = group.get(name)
+    if not isinstance(node, h5py.Dataset):
+        raise InputError(path, where, f"pandas' node '{name}' of a fixed-format frame", "none")
+    return node
+
+
+def _names(path: Path, where: str, group: h5py.Group, name: str, encoding: str) -> list[str]:
+    """Column names: pandas stores text names as fixed-width bytes."""
+    node = _dataset(path, where, group, name)
+    if node.dtype.kind != "S":
+        raise InputError(path, f"{where}, {name}", "column names as text", f"{node.dtype} values")
+    return [bytes(value).decode(encoding) for value in node[()]]
+
+
+def _block_values(
+    path: Path, where: str, group: h5py.Group, name: str, items: list[str], n_rows: int
+) -> np.ndarray:
+    """A block's values, rows x columns."""
+    node = _dataset(path, where, group, name)
+    if _text(node.attrs.get("PSEUDOATOM", "")) == "object":
+        values = _unpickle_block(path, where, node, items)
+    elif node.dtype.kind in "biuf":
+        values = node[()]
+    else:
+        columns = ", ".join(items)
+        raise InputError(
+            path, f"{where}, columns {columns}", "numbers or text", f"{node.dtype} values"
+        )
+    if not node.attrs.get("transposed", False):  # pandas stores 2-d blocks transposed
+        values = values.T
+    if values.ndim != 2 or values.shape != (n_rows, len(items)):
+        raise InputError(
+            path, f"{where}, {name}", f"{n_rows} rows x {len(items)} columns", str(values.shape)
+        )
+    return values
+
+
+def _unpickle_block(path: Path, where: str, node: h5py.Dataset, items: list[str]) -> np.ndarray:
+    columns = f"{where}, columns {', '.join(items)}"
+    if node.shape != (1,):
+        raise InputError(path, columns, "one pickled array", f"{node.shape[0]} rows")
+    try:
+        values = safe_loads(node[0].tobytes())
+    except Exception as error:  # any malformed pickle: it is data, never trusted to be well-formed
+        raise InputError(path, columns, "a pickled array", _first_line(error)) from None
+    if not isinstance(values, np.ndarray) or values.dtype != object:
+        found = values.reference if isinstance(values, Forbidden) else type(values).__name__
+        raise InputError(path, columns, "a pickled array of strings, bytes and numbers", found)
+    if values.ndim != 2 or values.shape[1] != len(items):
+        raise InputError(path, columns, f"rows x {len(items)} columns", str(values.shape))
+    for position, name in enumerate(items):
+        column = values[:, position]
+        if _kind(column) not in PLAIN_COLUMN_KINDS:
+            row, found = _first_odd_cell(column)
+            raise InputError(
+                path,
+                f"{where}, column '{name}', row {row}",
+                "a column of strings, bytes or numbers",
+                found,
+            )
+    return values
+
+
+def _kind(values) -> str:
+    return pd.api.types.infer_dtype(values, skipna=True)
+
+
+def _first_odd_cell(column: np.ndarray) -> tuple[int, str]:
+    """Row (from 1) and description of the first cell that is not a plain value, or that mixes
+    text with another type."""
+    first_type = None
+    for row, value in enumerate(column, start=1):
+        if isinstance(value, Forbidden):
+            return row, f"a pickled reference to {value.reference}"
+        if not isinstance(value, PLAIN_TYPES):
+            return row, f"a {type(value).__name__}"
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        kind = str if isinstance(value, str) else bytes if isinstance(value, bytes) else float
+        if first_type is None:
+            first_type = kind
+        elif kind is not first_type:
+            return row, f"a {type(value).__name__} after {first_type.__name__} values"
+    return len(column), "a mixed column"

@@ -177,6 +177,8 @@ def _unpickle_block(path: Path, where: str, node: h5py.Dataset, items: list[str]
     if not isinstance(values, np.ndarray) or values.dtype != object:
         found = values.reference if isinstance(values, Forbidden) else type(values).__name__
         raise InputError(path, columns, "a pickled array of strings, bytes and numbers", found)
+    if values.ndim == 1 and len(items) == 1:  # pandas 3 writes a `str` column as one 1-d array
+        values = values.reshape(-1, 1)
     if values.ndim != 2 or values.shape[1] != len(items):
         raise InputError(path, columns, f"rows x {len(items)} columns", str(values.shape))
     for position, name in enumerate(items):
@@ -211,5 +213,8 @@ def _first_odd_cell(column: np.ndarray) -> tuple[int, str]:
         if first_type is None:
             first_type = kind
         elif kind is not first_type:
-            return row, f"a {type(value).__name__} after {first_type.__name__} values"
+            return (
+                row,
+                f"{value!r:.40} (a {type(value).__name__}) after {first_type.__name__} values",
+            )
     return len(column), "a mixed column"

@@ -91,7 +91,7 @@ class Publish(PipelineTask):
         for task in tasks.values():
             known_checksums.update(task.checksums())
         counts = {
-            **self.joined().stats(),
+            **{key: value for key, value in self.joined().stats().items() if key != "warnings"},
             **tasks["PlayMatrices"].stats(),
             **tasks["UserTable"].stats(),
             "songs_without_features": tasks["SongTable"].stats()["songs_without_features"],
@@ -105,6 +105,7 @@ class Publish(PipelineTask):
             Path(paths().output_dir),
             build=build_id(self),
             details={
+                "warnings": build_warnings(self),
                 "fingerprints": self.raw_fingerprints(),
                 "parameters": {**self.result_parameters(), "n_shards": self.n_shards},
                 "counts": counts,
@@ -131,6 +132,9 @@ class BuildAll(ResultParameters, luigi.WrapperTask):
     """Everything, from the raw files in `[paths] raw_dir` to the deliverables in `output_dir`."""
 
     def requires(self):
+        from msd_tasks import interrupts  # SIGINT/SIGTERM: exit by them, never half-publish
+
+        interrupts.install()
         missing = raw.missing_files(paths().raw_dir)
         if missing:
             logger.error("%s", MissingInputError(missing, raw.SOURCES))
@@ -234,12 +238,23 @@ def report_facts(report_task: BuildReport) -> dict:
         "tasks": runs,
         "fingerprints": report_task.raw_fingerprints(),
         "parameters": {**report_task.result_parameters(), "n_shards": report_task.n_shards},
-        "warnings": build_warnings(tasks, featureless_stats(report_task.shards())),
+        "warnings": build_warnings(report_task),
     }
 
 
-def build_warnings(tasks: dict[str, PipelineTask], featureless_users: dict[str, int]) -> list[str]:
-    warnings = []
+def build_warnings(task: PipelineTask) -> list[str]:
+    """The warnings of the build `task` belongs to: the quality gates' and the counts'."""
+    upstream = sorted(
+        (other for other in graph_tasks(task) if other is not task), key=lambda t: t.task_id
+    )
+    tasks = {other.get_task_family(): other for other in upstream}
+    tasks.update({kind: task.clone(ImportTriplets, kind=kind) for kind in raw.TRIPLET_KINDS})
+    featureless_users = featureless_stats(task.shards())
+    warnings = [
+        f"{other.get_task_family()}: {warning}"
+        for other in upstream
+        for warning in other.stats().get("warnings", [])
+    ]
     for kind in raw.TRIPLET_KINDS:
         skipped = tasks[kind].stats()["skipped_lines"]
         if skipped:

@@ -26,3 +26,18 @@ class pipeline(luigi.Config):
     keep_generations = luigi.IntParameter(
         default=3, description="Checkpoint generations kept per task after a successful build"
     )
+
+
+class quality(luigi.Config):
+    """Quality gates (msd_tasks/quality.py): checked when the stage that sees the problem runs."""
+
+    min_train_join_share = luigi.FloatParameter(
+        default=0.2,
+        description="Fail when the join keeps a smaller share of the train lines "
+        "(the real files keep about a third)",
+    )
+    test_users_in_train = luigi.ChoiceParameter(
+        choices=["warn", "error"],
+        default="warn",
+        description="Test-file users who also have train lines: a warning or an error",
+    )

@@ -7,7 +7,7 @@ once and each file's user dictionary is merged into one user numbering, then pla
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -43,6 +43,10 @@ class JoinedPlays:
     hidden: Plays  # hidden-test plays: the test matrix
     hidden_only_users: int  # users dropped because only their hidden plays joined
     mismatched_plays_dropped: int = 0  # plays of songs listed as song-to-track mismatches
+    train_plays_joined: int = 0  # train plays whose song is in the catalogue
+    unmatched_song_ids: list[str] = field(default_factory=list)  # a few train songs not in it
+    test_users_in_train: int = 0  # users of a test file who also have train lines
+    test_pairs_in_both: int = 0  # (user, catalogue song) pairs in both test files
 
 
 def sort_ids(ids: pa.Array) -> tuple[pa.Array, np.ndarray]:
@@ -76,6 +80,7 @@ def join_plays(
 
     joined = {}
     dropped_plays = 0
+    unmatched_song_ids: list[str] = []
     for offset, kind in zip(user_offsets[:-1], kinds, strict=True):
         triplets = files[kind]
         catalog_row_of_code = pc.index_in(triplets.song_ids, value_set=catalog_song_ids)
@@ -86,6 +91,9 @@ def join_plays(
             )
             dropped_plays += int(dropped[triplets.song_code].sum())
             catalog_row_of_code[dropped] = -1
+        if kind == "train":
+            unmatched = np.flatnonzero(catalog_row_of_code < 0)[:UNMATCHED_SAMPLE]
+            unmatched_song_ids = triplets.song_ids.take(pa.array(unmatched)).to_pylist()
         catalog_row = catalog_row_of_code[triplets.song_code]
         kept = np.flatnonzero(catalog_row >= 0)
         joined[kind] = (
@@ -93,6 +101,17 @@ def join_plays(
             catalog_row[kept],
             triplets.play_count[kept],
         )
+
+    in_file = {kind: np.zeros(len(distinct_users), dtype=bool) for kind in kinds}
+    for kind, start, end in zip(kinds, user_offsets[:-1], user_offsets[1:], strict=True):
+        in_file[kind][global_of_local[start:end]] = True
+    test_users_in_train = int((in_file["train"] & (in_file["visible"] | in_file["hidden"])).sum())
+    test_pairs_in_both = len(
+        np.intersect1d(
+            _pairs(joined["visible"], len(catalog_song_ids)),
+            _pairs(joined["hidden"], len(catalog_song_ids)),
+        )
+    )
 
     has_visible = np.zeros(len(distinct_users), dtype=bool)
     has_visible[joined["train"][0]] = True
@@ -137,8 +156,19 @@ def join_plays(
         hidden=plays(("hidden",)),
         hidden_only_users=hidden_only_users,
         mismatched_plays_dropped=dropped_plays,
+        train_plays_joined=len(joined["train"][0]),
+        unmatched_song_ids=unmatched_song_ids,
+        test_users_in_train=test_users_in_train,
+        test_pairs_in_both=test_pairs_in_both,
     )
 
+
+def _pairs(plays: tuple[np.ndarray, np.ndarray, np.ndarray], n_songs: int) -> np.ndarray:
+    """Distinct (user, catalogue row) pairs of joined plays, as one int64 each."""
+    return np.unique(plays[0].astype(np.int64) * n_songs + plays[1])
+
+
+UNMATCHED_SAMPLE = 5  # train song ids quoted when songs match no catalogue song
 
 # With `[pipeline] n_shards = 0`: one shard per 384 MiB of train text (about 6M plays, 8 shards
 # for the real 2.9 GB file), and at least two, one for each of two workers.

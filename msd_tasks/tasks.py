@@ -27,7 +27,7 @@ from msd_tasks.checkpoints import (
     read_parquet,
     write_parquet,
 )
-from msd_tasks.config import paths
+from msd_tasks.config import paths, quality
 from msd_tasks.deliverables import (
     mapping_frame,
     song_frame,
@@ -43,6 +43,14 @@ from msd_tasks.matrices import play_matrix, save_matrix
 from msd_tasks.mismatches import read_mismatched_songs
 from msd_tasks.music import DIMENSIONS, FEATURES, song_vectors
 from msd_tasks.publish import checksums
+from msd_tasks.quality import (
+    SAMPLE_IDS,
+    JoinFacts,
+    QualityError,
+    genre_warnings,
+    join_problems,
+    same_lines,
+)
 from msd_tasks.runstats import measured
 from msd_tasks.songs import clean_songs, read_genres, read_msd
 from msd_tasks.stages import (
@@ -191,6 +199,8 @@ class PipelineTask(ResultParameters, luigi.Task):
                 if self.published:  # hashed here, beside other tasks, not at the end in Publish
                     files = checksums(folder, self.published)
                     (folder / CHECKSUMS).write_text(json.dumps(files, indent=1))
+            for warning in stats.get("warnings", []):
+                logger.warning("%s: %s", self.get_task_family(), warning)
             (folder / "stats.json").write_text(json.dumps(stats, indent=1))
             run = {"task": self.task_id, **run_stats.as_dict()}
             (folder / "run.json").write_text(json.dumps(run, indent=1))
@@ -252,11 +262,13 @@ class CleanSongs(PipelineTask):
         self.check_unchanged("msd")
         self.check_unchanged("genres")
         write_parquet(songs, folder / "songs.parquet")
+        songs_with_genre = songs.num_rows - songs.column("genre").null_count
         return {
             "msd_rows": len(msd),
             "genre_lines": genres.num_rows,
             "songs": songs.num_rows,
-            "songs_with_genre": songs.num_rows - songs.column("genre").null_count,
+            "songs_with_genre": songs_with_genre,
+            "warnings": genre_warnings(genres.num_rows, songs_with_genre, raw.RAW_FILES["genres"]),
         }
 
 
@@ -315,10 +327,28 @@ class JoinPlays(PipelineTask):
         inputs = self.requires()
         catalog_ids = read_parquet(inputs["songs"].folder() / "songs.parquet", ["song_id"])
         files = {kind: read_triplets_codes(inputs[kind].folder()) for kind in raw.TRIPLET_KINDS}
-        joined = join_plays(
-            catalog_ids.column("song_id").combine_chunks(), files, self.mismatched_songs()
+        catalog_ids = catalog_ids.column("song_id").combine_chunks()
+        joined = join_plays(catalog_ids, files, self.mismatched_songs())
+        facts = JoinFacts(
+            train_lines=inputs["train"].stats()["lines"] + inputs["train"].stats()["skipped_lines"],
+            train_plays_joined=joined.train_plays_joined,
+            users=len(joined.user_ids),
+            songs=len(joined.song_ids),
+            unmatched_song_ids=joined.unmatched_song_ids,
+            catalog_song_ids=catalog_ids[:SAMPLE_IDS].to_pylist(),
+            test_users_in_train=joined.test_users_in_train,
+            test_pairs_in_both=joined.test_pairs_in_both,
+            test_files_equal_to_train=tuple(
+                kind for kind in ("visible", "hidden") if same_lines(files["train"], files[kind])
+            ),
         )
         del files
+        settings = quality()
+        errors, warnings = join_problems(
+            facts, settings.min_train_join_share, settings.test_users_in_train
+        )
+        if errors:
+            raise QualityError(self.get_task_family(), errors)
         write_joined(joined, user_shards(joined.user_ids, self.n_shards), self.n_shards, folder)
         return {
             "users": len(joined.user_ids),
@@ -327,6 +357,9 @@ class JoinPlays(PipelineTask):
             "hidden_plays": len(joined.hidden),
             "hidden_only_users": joined.hidden_only_users,
             "mismatched_plays_dropped": joined.mismatched_plays_dropped,
+            "train_plays_joined": joined.train_plays_joined,
+            "test_users_in_train": joined.test_users_in_train,
+            "warnings": warnings,
         }
 
     def mismatched_songs(self) -> pa.Array | None:
@@ -415,7 +448,7 @@ class SongTable(PipelineTask):
         )
         return {
             "songs": songs.num_rows,
-            "songs_without_features": int(np.isnan(features).any(axis=1).sum()),
+            "songs_without_features": int((~np.isfinite(features)).any(axis=1).sum()),
         }
 
 

@@ -130,3 +130,14 @@ def test_automatic_shard_count_grows_with_the_train_text():
     assert automatic_shard_count(2 * SHARD_TEXT_BYTES + 1) == 3
     assert automatic_shard_count(3_001_070_295) == 8  # the sample at scale 1.0
     assert automatic_shard_count(2_900_000_000) == 8  # the real train_triplets.txt (2.9 GB)
+
+
+def test_facts_for_the_quality_gates():
+    joined = join_plays(CATALOG, FILES)
+    # train: ("ub", "Sx") matches no catalogue song; three of four lines join
+    assert joined.train_plays_joined == 3
+    assert joined.unmatched_song_ids == ["Sx"]
+    assert joined.test_users_in_train == 1  # ua: train lines and a visible line
+    assert joined.test_pairs_in_both == 0
+    overlapping = {**FILES, "hidden": triplets([("uc", "S3", 2), ("ua", "S1", 1)])}
+    assert join_plays(CATALOG, overlapping).test_pairs_in_both == 2  # (uc, S3), (ua, S1)

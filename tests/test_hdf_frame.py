@@ -70,6 +70,10 @@ def test_a_payload_in_a_node_attribute_never_runs(msd_frame, tmp_path):
     frame = read_msd(path)
     assert not marker.exists(), "the pickled attribute ran"
     assert len(frame) == len(msd_frame)
+    # Why not PyTables (and so pandas.read_hdf): opening the node runs the payload.
+    with tables.open_file(path, "r") as h5:
+        h5.get_node("/df")._v_attrs  # noqa: B018
+    assert marker.exists()
 
 
 def test_a_block_that_is_not_an_array_is_refused(tmp_path):

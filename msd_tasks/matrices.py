@@ -12,6 +12,17 @@ if TYPE_CHECKING:
 MAX_EXACT_FLOAT32 = 2**24  # the largest integer up to which every integer is a float32
 
 
+class PlayCountOverflow(ValueError):
+    """A (song, user) cell whose repeated lines sum past what float32 holds exactly."""
+
+    def __init__(self, song_index: int, user_index: int, total: float) -> None:
+        self.song_index, self.user_index, self.total = song_index, user_index, total
+        super().__init__(
+            f"the plays of song sparse_index {song_index} by user sparse_index {user_index} "
+            f"sum to {total:.0f}, above {MAX_EXACT_FLOAT32}: float32 would no longer hold it"
+        )
+
+
 def play_matrix(
     song_index: np.ndarray, user_index: np.ndarray, play_count: np.ndarray, shape: tuple[int, int]
 ) -> sp.csr_matrix:
@@ -25,10 +36,9 @@ def play_matrix(
     coo = sp.coo_matrix((play_count.astype(np.float32), (song_index, user_index)), shape=shape)
     matrix = coo.tocsr()
     if matrix.nnz and matrix.data.max() > MAX_EXACT_FLOAT32:
-        raise ValueError(
-            f"a (song, user) cell sums repeated lines to {matrix.data.max():.0f} plays, "
-            f"above {MAX_EXACT_FLOAT32}: float32 would no longer hold it exactly"
-        )
+        position = int(np.argmax(matrix.data))
+        song = int(np.searchsorted(matrix.indptr, position, side="right") - 1)
+        raise PlayCountOverflow(song, int(matrix.indices[position]), float(matrix.data[position]))
     return matrix
 
 

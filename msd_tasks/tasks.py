@@ -39,7 +39,7 @@ from msd_tasks.deliverables import (
 from msd_tasks.errors import InputError
 from msd_tasks.forks import install_fork_hooks
 from msd_tasks.join import MAX_SHARDS, automatic_shard_count, join_plays, user_shards
-from msd_tasks.matrices import play_matrix, save_matrix
+from msd_tasks.matrices import MAX_EXACT_FLOAT32, PlayCountOverflow, play_matrix, save_matrix
 from msd_tasks.mismatches import read_mismatched_songs
 from msd_tasks.music import DIMENSIONS, FEATURES, song_vectors
 from msd_tasks.publish import checksums
@@ -412,17 +412,32 @@ class PlayMatrices(PipelineTask):
             ("test_sparse.npz", [joined / "hidden.parquet"]),
         ):
             plays = [read_plays(path) for path in files]
-            matrix = play_matrix(
-                np.concatenate([p.song_index for p in plays]),
-                np.concatenate([p.user_index for p in plays]),
-                np.concatenate([p.play_count for p in plays]),
-                shape,
-            )
+            try:
+                matrix = play_matrix(
+                    np.concatenate([p.song_index for p in plays]),
+                    np.concatenate([p.user_index for p in plays]),
+                    np.concatenate([p.play_count for p in plays]),
+                    shape,
+                )
+            except PlayCountOverflow as overflow:
+                raise overflow_error(joined, overflow) from None
             del plays
             with open(folder / name, "wb") as file:
                 save_matrix(matrix, file)
             stats[name.removesuffix("_sparse.npz") + "_nonzeros"] = int(matrix.nnz)
         return stats
+
+
+def overflow_error(joined: Path, overflow: PlayCountOverflow) -> InputError:
+    """The overflow named by ids: the user and the song whose lines sum past 2^24."""
+    song = read_parquet(joined / "songs.parquet", ["song_id"]).column("song_id")
+    user = read_parquet(joined / "users.parquet", ["user_id"]).column("user_id")
+    return InputError(
+        "the triplet files",
+        f"the lines of user {user[overflow.user_index]} and song {song[overflow.song_index]}",
+        f"play counts that sum to at most {MAX_EXACT_FLOAT32}",
+        f"{overflow.total:.0f} (float32 would no longer hold it exactly)",
+    )
 
 
 class SongTable(PipelineTask):

@@ -221,3 +221,14 @@ def test_test_users_in_train_can_be_an_error(handmade, pipeline_in, tmp_path, ca
     assert result.status == LuigiStatusCode.FAILED, result.summary_text
     assert not (pipeline.output_dir / "manifest.json").exists()
     assert "users of the test files also have train lines" in gate_failure(caplog)
+
+
+def test_a_play_count_overflow_names_the_user_and_the_song(handmade, pipeline_in, tmp_path, caplog):
+    raw_dir = copy_raw(handmade, tmp_path)
+    user, song, _ = (raw_dir / TRAIN).read_text().splitlines()[0].split("\t")
+    append(TRAIN, f"{user}\t{song}\t{2**24}\n{user}\t{song}\t{2**24}\n".encode())(raw_dir)
+    result = pipeline_in(raw_dir).build()
+    assert result.status == LuigiStatusCode.FAILED, result.summary_text
+    messages = [r.getMessage() + (r.exc_text or "") for r in caplog.records]
+    named = [m for m in messages if f"the lines of user {user} and song {song}" in m]
+    assert named, messages[-3:]

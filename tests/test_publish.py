@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from msd_tasks.matrices import MAX_EXACT_FLOAT32, play_matrix
+from msd_tasks.matrices import MAX_EXACT_FLOAT32, PlayCountOverflow, play_matrix
 from msd_tasks.publish import checksums, publish
 
 
@@ -62,5 +62,9 @@ def test_repeated_lines_summing_past_float32_precision_are_refused():
     song, user = np.zeros(2, np.int32), np.zeros(2, np.int32)
     ok = play_matrix(song, user, np.array([MAX_EXACT_FLOAT32 // 2] * 2, np.int32), (1, 1))
     assert isinstance(ok, sp.csr_matrix) and ok[0, 0] == MAX_EXACT_FLOAT32
-    with pytest.raises(ValueError, match="float32 would no longer hold it exactly"):
-        play_matrix(song, user, np.array([MAX_EXACT_FLOAT32 // 2 + 1] * 2, np.int32), (1, 1))
+    song, user = np.array([0, 1, 1], np.int32), np.array([2, 0, 0], np.int32)
+    counts = np.array([1, MAX_EXACT_FLOAT32 // 2 + 1, MAX_EXACT_FLOAT32 // 2 + 1], np.int32)
+    with pytest.raises(PlayCountOverflow) as overflow:
+        play_matrix(song, user, counts, (2, 3))
+    assert (overflow.value.song_index, overflow.value.user_index) == (1, 0)
+    assert overflow.value.total == MAX_EXACT_FLOAT32 + 2

@@ -103,3 +103,30 @@ def copy_raw(source: Path, tmp_path: Path) -> Path:
     """A private copy of a reference's raw files, for a test that changes or fingerprints them."""
     shutil.copytree(source / "raw", tmp_path / "raw")
     return tmp_path / "raw"
+
+
+# Test tiers (README, Development): `pytest -m unit` is the inner loop of a few seconds.
+PROCESS_MODULES = {  # real `luigi`/`luigid` processes, signals, kills
+    "test_benchmark",
+    "test_faults",
+    "test_forks",
+    "test_full_disk",
+    "test_interrupts",
+    "test_notebook_port",
+    "test_readme_luigid",
+    "test_scheduler",
+}
+GRAPH_FIXTURES = {"pipeline_in", "handmade", "sample", "busy_sample"}  # whole Luigi builds
+
+
+def pytest_collection_modifyitems(items):
+    """Each test gets one tier: `process`, `graph` (a Luigi build in this process) or `unit`."""
+    for item in items:
+        if any(item.get_closest_marker(name) for name in ("unit", "graph", "process")):
+            continue
+        if item.module.__name__.rsplit(".", 1)[-1] in PROCESS_MODULES:
+            item.add_marker(pytest.mark.process)
+        elif GRAPH_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.graph)
+        else:
+            item.add_marker(pytest.mark.unit)

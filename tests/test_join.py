@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from msd_tasks.join import (
     MIN_SHARDS,
@@ -101,6 +102,7 @@ def test_user_shards_are_stable_and_spread():
     assert shards[5] == zlib.crc32(f"{5:040x}".encode()) % 8
 
 
+@pytest.mark.process  # a fresh interpreter
 def test_user_shards_are_the_same_in_another_process_with_another_hash_seed():
     import json
     import os

@@ -356,6 +356,7 @@ def test_the_scheduling_process_freezes_its_heap_at_exit(handmade, tmp_path):
     assert int(counts["frozen at exit"]) > 10_000
 
 
+@pytest.mark.process  # a fresh interpreter per case
 @pytest.mark.parametrize(("before", "after"), [("", "True"), ("gc.disable(); ", "False")])
 def test_importing_msd_tasks_leaves_the_collector_as_it_found_it(before, after):
     script = f"import gc; {before}import msd_tasks; print(gc.isenabled())"

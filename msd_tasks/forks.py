@@ -12,6 +12,9 @@
   to wait for are complete: the graph picks a moment when a core is idle (tasks.py). The workers
   forked later inherit the modules. A fork waits for an import in progress: a child forked
   halfway through an import would inherit module locks no thread of its own will ever release.
+- SIGINT and SIGTERM wait while a fork is prepared and finished (msd_tasks/interrupts.py): Python
+  ignores what a fork hook raises, so an interrupt raised there would be lost, and would leave
+  the fork half prepared (a child forked while the import it was waiting for goes on).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import threading
 from collections.abc import Iterable
 
 import luigi
+
+from msd_tasks import interrupts
 
 logger = logging.getLogger("luigi-interface")
 
@@ -45,8 +50,18 @@ class LateImports:
         self.wait_for.update((task.task_id, task) for task in tasks)
 
     def before_fork(self) -> None:
-        if self.thread not in (None, threading.current_thread()):  # an import that forks: go on
-            self.thread.join()
+        if self.thread in (None, threading.current_thread()):  # an import that forks: go on
+            return
+        # Where the interrupt handlers are not installed, a KeyboardInterrupt can still end the
+        # wait: wait on, and raise it after (Python reports and ignores it: a fork hook).
+        interrupted = None
+        while self.thread.is_alive():
+            try:
+                self.thread.join()
+            except KeyboardInterrupt as interrupt:
+                interrupted = interrupt
+        if interrupted is not None:
+            raise interrupted
 
     def after_fork_in_parent(self) -> None:
         if self.thread is None and self.ready():
@@ -67,17 +82,28 @@ class LateImports:
 
 @functools.cache  # once per process: fork hooks cannot be removed
 def install_fork_hooks() -> LateImports:
-    """From now on every fork of this process freezes the heap, and may start the late imports."""
+    """From now on every fork of this process freezes the heap, and may start the late imports.
+
+    Installs the interrupt handlers too: the process that forks task processes schedules a build.
+    """
+    interrupts.install()
     late_imports = LateImports()
 
+    # Registered after the hooks of the modules imported by now (logging's), `before` runs first
+    # and `after_in_parent` last: the hold covers those hooks and the fork itself.
     def before() -> None:
+        interrupts.hold()
         late_imports.before_fork()
         gc.freeze()
 
     def after_in_parent() -> None:
-        gc.unfreeze()
-        late_imports.after_fork_in_parent()
+        try:
+            gc.unfreeze()
+            late_imports.after_fork_in_parent()
+        finally:
+            interrupts.release()
 
+    interrupts.waits_in(before, after_in_parent)
     os.register_at_fork(before=before, after_in_parent=after_in_parent)
     atexit.register(gc.freeze)
     return late_imports

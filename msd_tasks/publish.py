@@ -3,6 +3,8 @@
 Every file (and the report folder) is first linked or copied into a staging folder beside the
 outputs, so that the switch is a handful of renames; the manifest, written after them, names the
 build they belong to. A failed or killed build never gets that far: the previous set stays.
+SIGINT and SIGTERM wait while the set is switched (msd_tasks/interrupts.py): an interrupted
+build leaves the previous set, or the new one complete.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
+from msd_tasks import interrupts
 from msd_tasks.checkpoints import atomic_file
 
 
@@ -105,9 +108,9 @@ def publish(
     output_dir.mkdir(parents=True, exist_ok=True)
     _sweep_leftovers(output_dir)
     staging = output_dir / f".staging-{build}"
-    staging.mkdir()
     manifest = {"build": build, **details}
     try:
+        staging.mkdir()
         for name, source in sources.items():
             _link_or_copy(source, staging / name)
         if known_checksums is None:
@@ -115,12 +118,20 @@ def publish(
         else:
             _check_sizes(staging, known_checksums)
             manifest["files"] = dict(sorted(known_checksums.items()))
-        _write_manifest(output_dir, {**manifest, "state": "publishing"})
-        for name in sources:
-            _replace(staging / name, output_dir / name)
+        interrupts.check()  # an interrupted build publishes nothing
+        # An interrupt waits for the end of the switch, and is raised then: the set is complete.
+        with interrupts.deferred():
+            _write_manifest(output_dir, {**manifest, "state": "publishing"})
+            for name in sources:
+                _replace(staging / name, output_dir / name)
+            shutil.rmtree(staging, ignore_errors=True)  # emptied by the renames
+            manifest["state"] = "complete"
+            finished = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+            manifest["finished_at"] = finished
+            _write_manifest(output_dir, manifest)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    manifest["state"] = "complete"
-    manifest["finished_at"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    _write_manifest(output_dir, manifest)
+        # Luigi terminates its task processes on an interrupt: a second signal would leave this
+        # half done.
+        with interrupts.deferred():
+            shutil.rmtree(staging, ignore_errors=True)
     return manifest

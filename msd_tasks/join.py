@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from msd_tasks.arrays import distinct
 from msd_tasks.triplets import Triplets
 
 
@@ -110,13 +111,14 @@ def join_plays(
         np.intersect1d(
             _pairs(joined["visible"], len(catalog_song_ids)),
             _pairs(joined["hidden"], len(catalog_song_ids)),
+            assume_unique=True,
         )
     )
 
     has_visible = np.zeros(len(distinct_users), dtype=bool)
     has_visible[joined["train"][0]] = True
     has_visible[joined["visible"][0]] = True
-    hidden_users = np.unique(joined["hidden"][0])
+    hidden_users = distinct(joined["hidden"][0])
     hidden_only_users = int((~has_visible[hidden_users]).sum())
 
     surviving_users = np.flatnonzero(has_visible)
@@ -165,7 +167,7 @@ def join_plays(
 
 def _pairs(plays: tuple[np.ndarray, np.ndarray, np.ndarray], n_songs: int) -> np.ndarray:
     """Distinct (user, catalogue row) pairs of joined plays, as one int64 each."""
-    return np.unique(plays[0].astype(np.int64) * n_songs + plays[1])
+    return distinct(plays[0].astype(np.int64) * n_songs + plays[1])
 
 
 UNMATCHED_SAMPLE = 5  # train song ids quoted when songs match no catalogue song

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import csv
 
+from msd_tasks.arrays import first_positions
 from msd_tasks.errors import InputError
 from msd_tasks.hdf_frame import read_frame
 from msd_tasks.music import FEATURES
@@ -110,8 +111,7 @@ def first_rows(keys: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if isinstance(keys, pa.ChunkedArray):
         keys = keys.combine_chunks()
     codes = pc.dictionary_encode(keys).indices.to_numpy(zero_copy_only=False)
-    _, first = np.unique(codes, return_index=True)
-    return np.sort(first)
+    return np.sort(first_positions(codes))
 
 
 def clean_songs(msd: pd.DataFrame, genres: pa.Table) -> pa.Table:

@@ -21,6 +21,7 @@ import pyarrow as pa
 from luigi.task import flatten
 
 from msd_tasks import raw
+from msd_tasks.arrays import distinct
 from msd_tasks.checkpoints import (
     SUCCESS,
     atomic_folder,
@@ -508,7 +509,7 @@ class PerUserMusic(PipelineTask):
         return {
             "users": rows.num_rows,
             "plays": len(plays),
-            "users_with_featureless_songs": len(np.unique(plays.user_index[featureless])),
+            "users_with_featureless_songs": len(distinct(plays.user_index[featureless])),
             "users_without_music": int(np.isnan(music).sum()),
         }
 

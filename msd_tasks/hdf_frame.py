@@ -20,32 +20,21 @@ import pandas as pd
 
 from msd_tasks.errors import InputError
 
-# What pickle.dumps of a numpy object array of str, bytes, int, float, bool and None refers to
-# (numpy 1.x and 2.x module names; `_codecs.encode` rebuilds bytes in pickle protocol 2).
-ALLOWED_GLOBALS = frozenset(
-    {
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-        ("_codecs", "encode"),
-    }
-)
 # pandas' name for what a column holds (infer_dtype, NaN and None skipped) that pyarrow takes.
 PLAIN_COLUMN_KINDS = frozenset(
     {"string", "bytes", "integer", "floating", "mixed-integer-float", "boolean", "empty"}
 )
 PLAIN_TYPES = (str, bytes, int, float, bool, type(None), np.number, np.bool_)
+NUMERIC_KINDS = "biuf"  # numpy scalars a column may hold: booleans, integers, floats
 # pandas 3 (or 2.x with future.infer_string) reads text columns as its `str` dtype, as here.
 INFERS_STRINGS = pd.Series(["text"]).dtype != object
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 EXPECTED_FILE = "an HDF5 file written by DataFrame.to_hdf (fixed format)"
+TEXT_ENCODINGS = ("utf-8", "utf8", "ascii", "latin-1", "latin1", "iso-8859-1")
 
 
 class Forbidden:
-    """What a pickle's reference to anything outside ALLOWED_GLOBALS becomes: inert, named."""
+    """What a pickle's reference to anything outside the admitted names becomes: inert, named."""
 
     def __init__(self, reference: str) -> None:
         self.reference = reference
@@ -57,17 +46,96 @@ class Forbidden:
         pass
 
 
+class _Dtype:
+    """Stands for `numpy.dtype(code, ...)` in a pickle; its state (flags) is ignored."""
+
+    def __init__(self, code: object = None, *args) -> None:
+        self.code = code if isinstance(code, str) else None
+
+    def __setstate__(self, state) -> None:
+        pass
+
+    def numeric(self) -> np.dtype | None:
+        """The plain numeric dtype meant, or None."""
+        try:
+            dtype = np.dtype(self.code) if self.code else None
+        except TypeError:
+            return None
+        return dtype if dtype is not None and dtype.kind in NUMERIC_KINDS else None
+
+
+class _Array:
+    """Stands for `numpy.core.multiarray._reconstruct(ndarray, ...)`; BUILD gives it the state
+    (version, shape, dtype, Fortran order, list of values), checked before numpy sees it."""
+
+    def __init__(self, *args) -> None:
+        self.array: np.ndarray | None = None
+
+    def __setstate__(self, state) -> None:
+        if not (isinstance(state, tuple) and len(state) == 5):
+            return
+        _, shape, dtype, fortran, values = state
+        if not (
+            isinstance(dtype, _Dtype)
+            and dtype.code == "O8"
+            and isinstance(values, list)
+            and isinstance(shape, tuple)
+            and all(type(size) is int and size >= 0 for size in shape)
+            and math.prod(shape) == len(values)
+        ):
+            return
+        flat = np.empty(len(values), dtype=object)
+        for position, value in enumerate(values):  # one by one: a list value stays one cell
+            flat[position] = value
+        self.array = flat.reshape(shape, order="F" if fortran else "C")
+
+
+def _scalar(dtype: object = None, data: object = b"") -> object:
+    """Stands for `numpy.core.multiarray.scalar`: a plain number, from exactly its bytes."""
+    numeric = dtype.numeric() if isinstance(dtype, _Dtype) else None
+    if numeric is None or not isinstance(data, bytes) or len(data) != numeric.itemsize:
+        return Forbidden("numpy.core.multiarray.scalar of a non-numeric dtype")
+    return np.frombuffer(data, dtype=numeric)[0]
+
+
+def _encode(text: object = None, encoding: object = "latin1") -> object:
+    """Stands for `_codecs.encode`, which pickle protocol 2 uses to rebuild bytes."""
+    if isinstance(text, str) and encoding in ("latin1", "latin-1"):
+        return text.encode("latin-1")
+    return Forbidden("_codecs.encode")
+
+
+# What pickle.dumps of a numpy object array of str, bytes, int, float, bool and None refers to
+# (numpy 1.x and 2.x module names), each replaced by a stand-in that checks its arguments: no
+# numpy constructor ever sees the pickle's data (numpy's own trust it: a list shorter than the
+# shape, or an object dtype with forged flags, makes them read memory as object pointers).
+STAND_INS = {
+    ("numpy", "ndarray"): Forbidden("numpy.ndarray outside _reconstruct"),
+    ("numpy", "dtype"): _Dtype,
+    ("numpy.core.multiarray", "_reconstruct"): _Array,
+    ("numpy._core.multiarray", "_reconstruct"): _Array,
+    ("numpy.core.multiarray", "scalar"): _scalar,
+    ("numpy._core.multiarray", "scalar"): _scalar,
+    ("_codecs", "encode"): _encode,
+}
+
+
 class SafeUnpickler(pickle.Unpickler):
-    """Unpickles plain values only; every other global turns into an inert `Forbidden`."""
+    """Unpickles plain values only: admitted names become checking stand-ins, others Forbidden."""
 
     def find_class(self, module: str, name: str):
-        if (module, name) in ALLOWED_GLOBALS:
-            return super().find_class(module, name)
-        return Forbidden(f"{module}.{name}")
+        return STAND_INS.get((module, name)) or Forbidden(f"{module}.{name}")
+
+    def persistent_load(self, pid):
+        return Forbidden("a persistent id")
 
 
 def safe_loads(data: bytes) -> object:
-    return SafeUnpickler(io.BytesIO(data)).load()
+    """The unpickled value; an object array comes back as a numpy array."""
+    value = SafeUnpickler(io.BytesIO(data)).load()
+    if isinstance(value, _Array):
+        return value.array if value.array is not None else Forbidden("a malformed array")
+    return value
 
 
 def read_frame(path: Path, key: str) -> pd.DataFrame:
@@ -79,9 +147,16 @@ def read_frame(path: Path, key: str) -> pd.DataFrame:
             keys = sorted(h5.keys())
             if key not in keys:
                 raise InputError(path, "HDF5 keys", f"a frame under key '{key}'", f"keys {keys}")
+            if not isinstance(h5.get(key, getlink=True), h5py.HardLink):
+                raise InputError(path, f"key '{key}'", "a node in this file", "a link elsewhere")
             return _read_fixed_frame(path, key, h5[key])
+    except InputError:
+        raise
     except OSError as error:  # h5py's one-line message of the HDF5 library's error
         raise InputError(path, "reading", EXPECTED_FILE, _first_line(error)) from None
+    except (ValueError, TypeError, LookupError, IndexError, MemoryError) as error:
+        # Attributes or nodes of unexpected shapes and types: data, never trusted to be sane.
+        raise InputError(path, f"key '{key}'", EXPECTED_FILE, _first_line(error)) from None
 
 
 def _check_signature(path: Path) -> None:
@@ -112,6 +187,8 @@ def _read_fixed_frame(path: Path, key: str, group: h5py.Group | h5py.Dataset) ->
             found += " (the table format; write it with format='fixed')"
         raise InputError(path, where, "a DataFrame (pandas_type 'frame')", found)
     encoding = _text(group.attrs.get("encoding", "UTF-8"))
+    if encoding.lower() not in TEXT_ENCODINGS:
+        raise InputError(path, f"{where}, encoding", "UTF-8, ASCII or Latin-1", repr(encoding))
     columns = _names(path, where, group, "axis0", encoding)
     n_rows = _dataset(path, where, group, "axis1").shape[0]
     frames = []
@@ -132,6 +209,13 @@ def _dataset(path: Path, where: str, group: h5py.Group, name: str) -> h5py.Datas
     node = group.get(name)
     if not isinstance(node, h5py.Dataset):
         raise InputError(path, where, f"pandas' node '{name}' of a fixed-format frame", "none")
+    # Data from outside the file (a link, external storage, a virtual dataset) is not read.
+    if (
+        not isinstance(group.get(name, getlink=True), h5py.HardLink)
+        or node.external
+        or node.is_virtual
+    ):
+        raise InputError(path, f"{where}, {name}", "data stored in this file", "a reference out")
     return node
 
 

@@ -6,7 +6,13 @@ import os
 import warnings
 from pathlib import Path
 
+import h5py
 import numpy as np
+
+try:
+    from numpy._core.multiarray import _reconstruct
+except ImportError:  # numpy 1.x
+    from numpy.core.multiarray import _reconstruct
 import pandas as pd
 import pytest
 import tables
@@ -170,3 +176,63 @@ def test_a_feature_column_mixing_text_and_numbers_names_the_text(msd_frame, tmp_
     message = str(error.value)
     assert message.startswith(f"{path}: key 'df', column 'energy', row 5: expected "), message
     assert "found 'loud'" in message, message
+
+
+class Reduced:
+    """An object that pickles as `callable(*args)`, then BUILD with `state` when given."""
+
+    def __init__(self, callable_, args, state=None) -> None:
+        self.reduced = (callable_, args) if state is None else (callable_, args, state)
+
+    def __reduce__(self):
+        return self.reduced
+
+
+def object_dtype_with_flags(flags: int) -> Reduced:
+    return Reduced(np.dtype, ("O8", False, True), (3, "|", None, None, None, -1, -1, flags))
+
+
+HOSTILE_ARRAYS = {
+    # numpy's own _reconstruct + BUILD trusts the state: a list shorter than the shape makes it
+    # read past the list, forged dtype flags make it take bytes for object pointers.
+    "list shorter than the shape": Reduced(
+        _reconstruct,
+        (np.ndarray, (0,), b"b"),
+        (1, (1000, 1), np.dtype(object), False, ["x"]),
+    ),
+    "object dtype with forged flags": Reduced(
+        _reconstruct,
+        (np.ndarray, (0,), b"b"),
+        (1, (1, 1), object_dtype_with_flags(0), False, b"AAAAAAAA"),
+    ),
+    "an ndarray built directly from bytes": Reduced(
+        np.ndarray, ((1, 1), object_dtype_with_flags(0), b"AAAAAAAA")
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_ARRAYS))
+def test_hostile_array_pickles_are_refused_without_numpy_reading_them(case, tmp_path):
+    path = write_frame(tmp_path / "block.h5", pd.DataFrame({"a": ["x"], "b": [1.0]}))
+    with tables.open_file(path, "a") as h5:
+        h5.remove_node("/df/block0_values")
+        values = h5.create_vlarray("/df", "block0_values", tables.ObjectAtom())
+        values.append(HOSTILE_ARRAYS[case])
+        values.attrs.transposed = True
+    with pytest.raises(InputError, match=r"key 'df', columns a: expected a pickled array"):
+        read_frame(path, "df")
+
+
+def test_numpy_scalars_in_an_object_column_are_plain_numbers(tmp_path):
+    frame = pd.DataFrame({"a": np.array([np.float64(1.5), np.int64(3), None], dtype=object)})
+    path = write_frame(tmp_path / "scalars.h5", frame)
+    assert read_frame(path, "df")["a"].tolist()[:2] == [1.5, 3]
+
+
+def test_a_key_linked_to_another_file_is_not_followed(msd_frame, tmp_path):
+    elsewhere = write_frame(tmp_path / "elsewhere.h5", msd_frame)
+    path = tmp_path / MSD
+    with h5py.File(path, "w") as h5:
+        h5["df"] = h5py.ExternalLink(str(elsewhere), "/df")
+    with pytest.raises(InputError, match=r"key 'df': expected a node in this file"):
+        read_msd(path)

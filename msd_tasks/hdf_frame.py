@@ -74,7 +74,7 @@ class _Array:
     def __setstate__(self, state) -> None:
         if not (isinstance(state, tuple) and len(state) == 5):
             return
-        _, shape, dtype, fortran, values = state
+        _, shape, dtype, _, values = state
         if not (
             isinstance(dtype, _Dtype)
             and dtype.code == "O8"
@@ -87,7 +87,8 @@ class _Array:
         flat = np.empty(len(values), dtype=object)
         for position, value in enumerate(values):  # one by one: a list value stays one cell
             flat[position] = value
-        self.array = flat.reshape(shape, order="F" if fortran else "C")
+        # numpy lists an object array's values in C order; the flag is only its memory layout
+        self.array = flat.reshape(shape)
 
 
 def _scalar(dtype: object = None, data: object = b"") -> object:

@@ -15,11 +15,11 @@ MAX_EXACT_FLOAT32 = 2**24  # the largest integer up to which every integer is a 
 class PlayCountOverflow(ValueError):
     """A (song, user) cell whose repeated lines sum past what float32 holds exactly."""
 
-    def __init__(self, song_index: int, user_index: int, total: float) -> None:
+    def __init__(self, song_index: int, user_index: int, total: int) -> None:
         self.song_index, self.user_index, self.total = song_index, user_index, total
         super().__init__(
             f"the plays of song sparse_index {song_index} by user sparse_index {user_index} "
-            f"sum to {total:.0f}, above {MAX_EXACT_FLOAT32}: float32 would no longer hold it"
+            f"sum to {total}, above {MAX_EXACT_FLOAT32}: float32 would no longer hold it"
         )
 
 
@@ -35,10 +35,15 @@ def play_matrix(
 
     coo = sp.coo_matrix((play_count.astype(np.float32), (song_index, user_index)), shape=shape)
     matrix = coo.tocsr()
-    if matrix.nnz and matrix.data.max() > MAX_EXACT_FLOAT32:
-        position = int(np.argmax(matrix.data))
+    # float32 sums are exact below 2^24 and never round down past it, so a cell whose true sum
+    # exceeds 2^24 holds at least 2^24: only such cells are summed again, exactly.
+    for position in np.flatnonzero(matrix.data >= MAX_EXACT_FLOAT32):
         song = int(np.searchsorted(matrix.indptr, position, side="right") - 1)
-        raise PlayCountOverflow(song, int(matrix.indices[position]), float(matrix.data[position]))
+        user = int(matrix.indices[position])
+        lines = (song_index == song) & (user_index == user)
+        total = int(play_count[lines].sum(dtype=np.int64))
+        if total > MAX_EXACT_FLOAT32:
+            raise PlayCountOverflow(song, user, total)
     return matrix
 
 

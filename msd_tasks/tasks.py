@@ -408,9 +408,13 @@ class PlayMatrices(PipelineTask):
             read_parquet(joined / "users.parquet", ["sparse_index"]).num_rows,
         )
         stats = {}
-        for name, files in (
-            ("train_sparse.npz", sorted((joined / "visible").glob("shard-*.parquet"))),
-            ("test_sparse.npz", [joined / "hidden.parquet"]),
+        for name, files, raw_files in (
+            (
+                "train_sparse.npz",
+                sorted((joined / "visible").glob("shard-*.parquet")),
+                ("train", "visible"),
+            ),
+            ("test_sparse.npz", [joined / "hidden.parquet"], ("hidden",)),
         ):
             plays = [read_plays(path) for path in files]
             try:
@@ -421,7 +425,7 @@ class PlayMatrices(PipelineTask):
                     shape,
                 )
             except PlayCountOverflow as overflow:
-                raise overflow_error(joined, overflow) from None
+                raise overflow_error(joined, overflow, raw_files) from None
             del plays
             with open(folder / name, "wb") as file:
                 save_matrix(matrix, file)
@@ -429,15 +433,17 @@ class PlayMatrices(PipelineTask):
         return stats
 
 
-def overflow_error(joined: Path, overflow: PlayCountOverflow) -> InputError:
+def overflow_error(
+    joined: Path, overflow: PlayCountOverflow, raw_files: tuple[str, ...]
+) -> InputError:
     """The overflow named by ids: the user and the song whose lines sum past 2^24."""
     song = read_parquet(joined / "songs.parquet", ["song_id"]).column("song_id")
     user = read_parquet(joined / "users.parquet", ["user_id"]).column("user_id")
     return InputError(
-        "the triplet files",
+        " + ".join(str(raw.raw_path(paths().raw_dir, key)) for key in raw_files),
         f"the lines of user {user[overflow.user_index]} and song {song[overflow.song_index]}",
         f"play counts that sum to at most {MAX_EXACT_FLOAT32}",
-        f"{overflow.total:.0f} (float32 would no longer hold it exactly)",
+        f"{overflow.total} (float32 would no longer hold it exactly)",
     )
 
 

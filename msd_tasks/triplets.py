@@ -8,6 +8,7 @@ pyarrow rejects a file, a line-by-line scan finds the first bad line to report i
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ MAX_COUNT_DIGITS = len(str(MAX_PLAY_COUNT))
 ASCII_WHITESPACE = " \t\n\v\f\r"
 # What describe_bad_line expects of bytes that are not UTF-8: a fault skip mode does not skip.
 NOT_UTF8 = "UTF-8 text"
+UTF8_BOM = b"\xef\xbb\xbf"
 EXPECTED_LINE = "user_id<TAB>song_id<TAB>play_count"
 COLUMNS = ["user_id", "song_id", "play_count"]
 _ID_TYPE = pa.dictionary(pa.int32(), pa.string())
@@ -57,7 +59,7 @@ def read_triplets(path: Path, on_bad_lines: str = "error") -> Triplets:
 
     One rule in both modes (`describe_bad_line`): `error` fails on the first malformed line,
     `skip` skips exactly the lines `error` would fail on. Text that is not UTF-8 and a line
-    longer than the parse block (when pyarrow cannot take it) fail in both modes.
+    longer than pyarrow's parse block is read in larger blocks.
     """
     path = Path(path)
     if path.stat().st_size == 0:
@@ -73,13 +75,15 @@ def read_triplets(path: Path, on_bad_lines: str = "error") -> Triplets:
     try:
         table = _read(path, skip_row if skipping else None)
     except pa.ArrowInvalid as error:
-        found = str(error)
-        if "straddl" in found:  # a line longer than the parse block: fails in both modes
-            raise first_long_line(path) or InputError(
-                path, "a line", EXPECTED_LINE, found
-            ) from None
         first = first_bad_line(path, fatal_only=skipping)
-        raise first or InputError(path, "a line", EXPECTED_LINE, found) from None
+        if first:
+            raise first from None
+        # No bad line: a line longer than pyarrow's block. Read again in blocks that hold it.
+        skipped = 0
+        try:
+            table = _read(path, skip_row if skipping else None, 2 * longest_line(path) + 2)
+        except pa.ArrowInvalid:
+            raise InputError(path, "a line", EXPECTED_LINE, str(error)) from None
     if table.num_rows == 0 and not skipped:
         raise InputError(path, "line 1", f"{EXPECTED_LINE} lines", "no line with any text")
     table = table.unify_dictionaries()
@@ -106,11 +110,11 @@ def read_triplets(path: Path, on_bad_lines: str = "error") -> Triplets:
     )
 
 
-def _read(path: Path, invalid_row_handler=None) -> pa.Table:
+def _read(path: Path, invalid_row_handler=None, block: int | None = None) -> pa.Table:
     """Parse with pyarrow: ids dictionary-encoded, play counts as text (`_play_counts`)."""
     return csv.read_csv(
         path,
-        read_options=csv.ReadOptions(column_names=COLUMNS, block_size=block_size(path)),
+        read_options=csv.ReadOptions(column_names=COLUMNS, block_size=block or block_size(path)),
         parse_options=csv.ParseOptions(
             delimiter="\t", quote_char=False, invalid_row_handler=invalid_row_handler
         ),
@@ -199,7 +203,8 @@ def describe_bad_line(line: bytes) -> tuple[str, str] | None:
 def raw_lines(path: Path) -> Iterator[bytes]:
     """The lines of a file as pyarrow's CSV reader splits them: at \\n, \\r\\n or a lone \\r."""
     with open(path, "rb") as file:
-        for line in file:  # up to and including \n, so a \r\n is never cut in two
+        first = file.readline().removeprefix(UTF8_BOM)  # pyarrow skips a BOM too
+        for line in itertools.chain([first], file):  # each up to and including \n
             yield from line.splitlines()
 
 
@@ -215,11 +220,5 @@ def first_bad_line(path: Path, fatal_only: bool = False) -> InputError | None:
     return None
 
 
-def first_long_line(path: Path) -> InputError | None:
-    """The first line longer than the parse block, which pyarrow's reader could not take."""
-    max_bytes = block_size(path)
-    for number, line in enumerate(raw_lines(path), start=1):
-        if len(line) > max_bytes:
-            expected = f"a line of at most {max_bytes:,} bytes (the parse block)"
-            return InputError(path, f"line {number}", expected, f"{len(line):,} bytes")
-    return None
+def longest_line(path: Path) -> int:
+    return max((len(line) for line in raw_lines(path)), default=0)

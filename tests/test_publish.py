@@ -68,3 +68,8 @@ def test_repeated_lines_summing_past_float32_precision_are_refused():
         play_matrix(song, user, counts, (2, 3))
     assert (overflow.value.song_index, overflow.value.user_index) == (1, 0)
     assert overflow.value.total == MAX_EXACT_FLOAT32 + 2
+    # 2^24 + 1 rounds to 2^24 in float32: the sum is checked exactly
+    with pytest.raises(PlayCountOverflow):
+        play_matrix(
+            np.zeros(2, np.int32), np.zeros(2, np.int32), np.array([MAX_EXACT_FLOAT32, 1]), (1, 1)
+        )

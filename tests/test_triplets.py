@@ -115,16 +115,23 @@ def test_spaces_around_a_count_are_malformed_in_both_modes(tmp_path):
     assert skipping.skipped_lines == 2
 
 
-def test_a_line_longer_than_the_parse_block_is_named(tmp_path):
+def test_a_line_longer_than_the_parse_block_is_accepted(tmp_path):
     # pyarrow takes a line somewhat longer than its block; one three blocks long it cannot.
     good = "u1\tSOA\t3\n" * 200_000
     long_id = "u" * (3 * MIN_BLOCK_SIZE)
-    path = write(tmp_path, f"{good}{long_id}\tSOB\t1\n{good}")
-    for mode in ("error", "skip"):
-        with pytest.raises(
-            InputError, match=r"line 200001: expected a line of at most 1,048,576 bytes"
-        ):
-            read_triplets(path, on_bad_lines=mode)
+    path = write(tmp_path, f"{good}{long_id}\tSOB\t1\n{good}u2\tSOC\t0x1\n")
+    with pytest.raises(InputError, match=r"line 400002: expected a play count"):
+        read_triplets(path)
+    skipping = read_triplets(path, on_bad_lines="skip")
+    assert len(skipping) == 400_001 and skipping.skipped_lines == 1
+    assert lines_of(skipping)[200_000] == (long_id, "SOB", 1)
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_id(tmp_path):
+    path = write(tmp_path, b"\xef\xbb\xbfu1\tSOA\t3\nu2\tSOB\t0\n")
+    with pytest.raises(InputError, match=r"line 2: expected a play count"):
+        read_triplets(path)
+    assert lines_of(read_triplets(path, on_bad_lines="skip")) == [("u1", "SOA", 3)]
 
 
 def test_a_lone_carriage_return_ends_a_line_as_in_pyarrow(tmp_path):

@@ -61,11 +61,16 @@ class _State:
     holding: int = 0  # depth of hold() / deferred(): signals wait
     waits_in: set[CodeType] = field(
         default_factory=lambda: {
-            luigi.task.Task.trigger_event.__code__,  # except KeyboardInterrupt: return
-            luigi.scheduler.Scheduler._update_task_history.__code__,  # except BaseException
-            # A task process flushing its result queue: ended there, it would leave the queue's
-            # lock taken, and every other task process would hang at its exit.
-            multiprocessing.util._exit_function.__code__,
+            function.__code__
+            for function in (
+                luigi.task.Task.trigger_event,  # except KeyboardInterrupt: return
+                # except BaseException (private: looked up softly, luigi is pinned anyway)
+                getattr(luigi.scheduler.Scheduler, "_update_task_history", None),
+                # A task process flushing its result queue: ended there, it would leave the
+                # queue's lock taken, and every other task process would hang at its exit.
+                getattr(multiprocessing.util, "_exit_function", None),
+            )
+            if function is not None
         }
     )
 

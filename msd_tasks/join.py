@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from msd_tasks.arrays import distinct
+from msd_tasks.quality import SAMPLE_IDS
 from msd_tasks.triplets import Triplets
 
 
@@ -93,7 +94,7 @@ def join_plays(
             dropped_plays += int(dropped[triplets.song_code].sum())
             catalog_row_of_code[dropped] = -1
         if kind == "train":
-            unmatched = np.flatnonzero(catalog_row_of_code < 0)[:UNMATCHED_SAMPLE]
+            unmatched = np.flatnonzero(catalog_row_of_code < 0)[:SAMPLE_IDS]
             unmatched_song_ids = triplets.song_ids.take(pa.array(unmatched)).to_pylist()
         catalog_row = catalog_row_of_code[triplets.song_code]
         kept = np.flatnonzero(catalog_row >= 0)
@@ -169,8 +170,6 @@ def _pairs(plays: tuple[np.ndarray, np.ndarray, np.ndarray], n_songs: int) -> np
     """Distinct (user, catalogue row) pairs of joined plays, as one int64 each."""
     return distinct(plays[0].astype(np.int64) * n_songs + plays[1])
 
-
-UNMATCHED_SAMPLE = 5  # train song ids quoted when songs match no catalogue song
 
 # With `[pipeline] n_shards = 0`: one shard per 384 MiB of train text (about 6M plays, 8 shards
 # for the real 2.9 GB file), and at least two, one for each of two workers.

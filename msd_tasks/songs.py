@@ -14,12 +14,12 @@ import pyarrow.compute as pc
 from pyarrow import csv
 
 from msd_tasks.arrays import first_positions
+from msd_tasks.deliverables import HDF_KEY  # the notebook's key, in the file it reads too
 from msd_tasks.errors import InputError
 from msd_tasks.hdf_frame import read_frame
 from msd_tasks.music import FEATURES
 from msd_tasks.text import BYTE_LITERAL_COLUMNS, decode_byte_literals
 
-HDF_KEY = "df"
 # What the pipeline reads from the metadata file; every other column is carried through as is.
 ID_COLUMNS = ("song_id", "track_id")
 REQUIRED_COLUMNS = (*ID_COLUMNS, *FEATURES)
@@ -42,7 +42,7 @@ def read_msd(path: Path) -> pd.DataFrame:
     for column in ID_COLUMNS:
         _check_text_ids(path, column, frame[column])
     for column in FEATURES:
-        _check_numeric(path, column, frame[column])
+        frame[column] = _numeric(path, column, frame[column])
     return frame
 
 
@@ -58,19 +58,27 @@ def _check_text_ids(path: Path, column: str, values: pd.Series) -> None:
     raise InputError(path, f"key '{HDF_KEY}', column '{column}', row {row}", "an id as text", found)
 
 
-def _check_numeric(path: Path, column: str, values: pd.Series) -> None:
-    """An audio feature column holds numbers (NaN and infinities count as missing later)."""
+def _numeric(path: Path, column: str, values: pd.Series) -> pd.Series:
+    """An audio feature column as numbers; None, NaN and infinities count as missing later.
+
+    An object column of Python numbers (and None) is converted; anything else names its first
+    row that is not a number, counted from 1.
+    """
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        return
+        return values
+    kind = pd.api.types.infer_dtype(values, skipna=True)
+    if kind in ("integer", "floating", "mixed-integer-float", "empty"):
+        return pd.to_numeric(values).astype(np.float64)
     row = next(
         (
             row
             for row, value in enumerate(values, start=1)
-            if isinstance(value, bool) or not isinstance(value, int | float | np.number)
+            if value is not None
+            and (isinstance(value, bool) or not isinstance(value, int | float | np.number))
         ),
         1,
     )
-    found = repr(values.iloc[row - 1]) if len(values) else f"{values.dtype} values"
+    found = repr(values.iloc[row - 1])
     raise InputError(path, f"key '{HDF_KEY}', column '{column}', row {row}", "a number", found)
 
 

@@ -20,9 +20,10 @@ import pyarrow.compute as pc
 from pyarrow import csv
 
 from msd_tasks.errors import InputError
+from msd_tasks.matrices import MAX_EXACT_FLOAT32
 
-# Above 2**24 a float32 matrix cell can no longer hold the count exactly.
-MAX_PLAY_COUNT = 2**24
+# Above it a float32 matrix cell can no longer hold the count exactly.
+MAX_PLAY_COUNT = MAX_EXACT_FLOAT32
 MAX_COUNT_DIGITS = len(str(MAX_PLAY_COUNT))
 # What surrounds no id: pyarrow's ascii_trim_whitespace and bytes.strip agree on these.
 ASCII_WHITESPACE = " \t\n\v\f\r"

@@ -69,7 +69,7 @@ def space_after_song_ids(raw_dir: Path) -> None:
 class Payload:
     """Unpickling it creates a folder named by `marker`."""
 
-    marker = "payload-ran"
+    marker = f"msd-tasks-payload-ran-{os.getpid()}"  # per test process
 
     def __reduce__(self):
         return (os.mkdir, (str(Path(tempfile.gettempdir(), self.marker)),))

@@ -123,8 +123,9 @@ def test_second_copy_exits_already_running_and_touches_nothing(builds, tmp_path)
 
     second = build.run(".second", timeout=60)
     assert second.returncode == 10, second.tail()
-    # The first copy holds still until its 10 s are up: the second did not wait for it.
+    # The first copy still holds still inside shard 1: the second did not wait for it.
     assert first.returncode is None, "the first copy ended before the second did"
+    assert shard_in_checkpoint(tmp_path / "checkpoints", 1), "the first copy moved on meanwhile"
     assert f"Pid(s) {{{first.pid}}} already running" in second.stdout_path.read_text()
     assert "running   " not in second.stderr
     assert snapshot(tmp_path / "checkpoints", tmp_path / "out", tmp_path / "locks") == before

@@ -242,3 +242,13 @@ def test_a_key_linked_to_another_file_is_not_followed(msd_frame, tmp_path):
         h5["df"] = h5py.ExternalLink(str(elsewhere), "/df")
     with pytest.raises(InputError, match=r"key 'df': expected a node in this file"):
         read_msd(path)
+
+
+def test_a_feature_column_of_python_numbers_and_none_is_read_as_floats(msd_frame, tmp_path):
+    frame = msd_frame.astype({"energy": object})
+    frame.loc[frame.index[0], "energy"] = None
+    frame.loc[frame.index[1], "energy"] = 1  # an int among floats
+    path = write_frame(tmp_path / MSD, frame)
+    energy = read_msd(path)["energy"]
+    assert energy.dtype == np.float64
+    assert np.isnan(energy.iloc[0]) and energy.iloc[1] == 1.0

@@ -207,3 +207,9 @@ def test_skip_mode_over_many_blocks_drops_exactly_the_bad_lines(tmp_path):
 
     assert triplets.skipped_lines == len(bad)
     assert lines_of(triplets) == good
+
+
+def test_skip_mode_fails_on_bytes_that_are_not_utf8_whatever_the_fields(tmp_path):
+    path = write(tmp_path, b"u1\tSO1\t3\nu\xff\tSO1\nu2\tSO2\t4\n")
+    with pytest.raises(InputError, match=r"line 2: expected UTF-8 text, found byte 0xff"):
+        read_triplets(path, on_bad_lines="skip")

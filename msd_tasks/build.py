@@ -140,7 +140,6 @@ class BuildAll(ResultParameters, luigi.WrapperTask):
             logger.error("%s", MissingInputError(missing, raw.SOURCES))
         return Publish(
             fingerprints=raw.fingerprints(paths().raw_dir),
-            n_shards=pipeline().n_shards,  # 0 (automatic) is resolved by the parameter
             **self.result_parameters(),
         )
 

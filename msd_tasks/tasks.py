@@ -28,7 +28,7 @@ from msd_tasks.checkpoints import (
     read_parquet,
     write_parquet,
 )
-from msd_tasks.config import paths, quality
+from msd_tasks.config import paths, pipeline, quality
 from msd_tasks.deliverables import (
     mapping_frame,
     song_frame,
@@ -92,13 +92,15 @@ class RawFile(luigi.ExternalTask):
 
 
 class ShardCount(luigi.IntParameter):
-    """A number of user-hash shards; 0 stands for the automatic count for the train file's size.
+    """A number of user-hash shards; 0 stands for `[pipeline] n_shards`, and where that is 0 too,
+    for the automatic count for the train file's size.
 
-    Resolved when a task is made, so BuildAll and a stage started on its own agree.
+    Resolved when a task is made, from that one setting, so BuildAll and a stage started on its
+    own agree.
     """
 
     def normalize(self, x):
-        count = super().normalize(x)
+        count = super().normalize(x) or pipeline().n_shards
         if count == 0:
             train = raw.raw_path(paths().raw_dir, "train")
             count = automatic_shard_count(train.stat().st_size if train.exists() else 0)
@@ -135,7 +137,9 @@ class PipelineTask(ResultParameters, luigi.Task):
     fingerprints = luigi.DictParameter(
         default={}, description="size:mtime of each raw file (BuildAll sets it; empty = stat now)"
     )
-    n_shards = ShardCount(default=0, description="User-hash shards of PerUserMusic; 0: automatic")
+    n_shards = ShardCount(
+        default=0, description="User-hash shards of PerUserMusic; 0: [pipeline] n_shards"
+    )
 
     own_parameters: tuple[str, ...] = ()  # parameters that shape this task's own output
     raw_inputs: tuple[str, ...] = ()  # raw files this task reads itself

@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 from luigi.execution_summary import LuigiStatusCode
 
+from msd_tasks.build import BuildAll
 from msd_tasks.errors import InputError
 from msd_tasks.join import MAX_SHARDS, MIN_SHARDS, automatic_shard_count
 from msd_tasks.music import FEATURES
@@ -307,6 +308,13 @@ def test_n_shards_0_means_one_shard_per_384_mib_of_train_text(handmade, pipeline
     shards = {f for f in success_markers(pipeline.checkpoint_dir) if f.startswith("PerUserMusic")}
     assert len(shards) == MIN_SHARDS
     assert_deliverables_match(handmade / "notebook", pipeline.output_dir, pipeline.raw_dir)
+
+
+def test_a_stage_started_alone_uses_the_configured_shard_count(handmade, pipeline_in, tmp_path):
+    pipeline_in(copy_raw(handmade, tmp_path), n_shards=4)  # [pipeline] n_shards = 4
+    assert UserTable().n_shards == 4
+    assert BuildAll().requires().n_shards == 4
+    assert len(UserTable().requires()["shards"]) == 4
 
 
 @pytest.mark.parametrize("n_shards", [-1, MAX_SHARDS + 1])

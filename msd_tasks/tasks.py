@@ -330,12 +330,13 @@ class JoinPlays(PipelineTask):
 
     def build(self, folder):
         inputs = self.requires()
-        catalog_ids = read_parquet(inputs["songs"].folder() / "songs.parquet", ["song_id"])
+        catalog = read_parquet(inputs["songs"].folder() / "songs.parquet", ["song_id"])
+        catalog_ids = catalog.column("song_id").combine_chunks()
         files = {kind: read_triplets_codes(inputs[kind].folder()) for kind in raw.TRIPLET_KINDS}
-        catalog_ids = catalog_ids.column("song_id").combine_chunks()
         joined = join_plays(catalog_ids, files, self.mismatched_songs())
+        train_stats = inputs["train"].stats()
         facts = JoinFacts(
-            train_lines=inputs["train"].stats()["lines"] + inputs["train"].stats()["skipped_lines"],
+            train_lines=train_stats["lines"] + train_stats["skipped_lines"],
             train_plays_joined=joined.train_plays_joined,
             users=len(joined.user_ids),
             songs=len(joined.song_ids),

@@ -45,6 +45,16 @@ unhandled_exception = 40
 """
 
 
+def answers(url: str) -> bool:
+    """Whether a luigid at `url` answers its health check (`HEAD /`)."""
+    request = urllib.request.Request(f"{url}/", method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=2) as reply:
+            return reply.status < 400
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((HOST, 0))
@@ -83,12 +93,7 @@ class Luigid:
             return json.loads(reply.read())["response"]
 
     def answers(self) -> bool:
-        request = urllib.request.Request(f"{self.url}/", method="HEAD")
-        try:
-            with urllib.request.urlopen(request, timeout=2) as reply:
-                return reply.status < 400
-        except (urllib.error.URLError, OSError):
-            return False
+        return answers(self.url)
 
     def log(self) -> str:
         files = [*sorted(self.folder.glob("*.txt")), *sorted(self.folder.glob("logs/*"))]
@@ -193,14 +198,15 @@ class Build:
         )
         return env
 
-    def start(self, attempt: str = "") -> Run:
-        """Start the command in its own session (so that its whole process group can be killed)."""
+    def start(self, attempt: str = "", prefix: tuple[str, ...] = ()) -> Run:
+        """Start the command in its own session (so that its whole process group can be killed);
+        `prefix` runs it through another command (`prefix + command`)."""
         self.cwd.mkdir(parents=True, exist_ok=True)
         (self.cwd / "luigi.cfg").write_text(LUIGI_CFG)
         stem = self.cwd / f"{self.name}{attempt}"
         with open(f"{stem}.out", "wb") as out, open(f"{stem}.err", "wb") as err:
             process = subprocess.Popen(
-                self.command(),
+                [*prefix, *self.command()],
                 cwd=self.cwd,
                 env=self.environment(),
                 stdout=out,

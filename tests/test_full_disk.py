@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -84,26 +82,8 @@ os.execv(sys.argv[2], sys.argv[2:])
 
 
 def run_with_file_size_limit(build: Build, limit: int, attempt: str, timeout: float = 300) -> Run:
-    """`build.run(attempt)` with every file the build writes limited to `limit` bytes.
-
-    As Build.start (tests/luigid.py), with the command run through LIMITED.
-    """
-    from tests.luigid import LUIGI_CFG, Run  # here: a plugin module is imported by pytest first
-
-    build.cwd.mkdir(parents=True, exist_ok=True)
-    (build.cwd / "luigi.cfg").write_text(LUIGI_CFG)
-    stem = build.cwd / f"{build.name}{attempt}"
-    with open(f"{stem}.out", "wb") as out, open(f"{stem}.err", "wb") as err:
-        process = subprocess.Popen(
-            [sys.executable, "-c", LIMITED, str(limit), *build.command()],
-            cwd=build.cwd,
-            env=build.environment(),
-            stdout=out,
-            stderr=err,
-            start_new_session=True,
-        )
-    run = Run(process, Path(f"{stem}.out"), Path(f"{stem}.err"), time.monotonic())
-    build.started.append(run)  # killed at the fixture's teardown if still running
+    """`build.run(attempt)` with every file the build writes limited to `limit` bytes."""
+    run = build.start(attempt, prefix=(sys.executable, "-c", LIMITED, str(limit)))
     run.wait(timeout)
     return run
 

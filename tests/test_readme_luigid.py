@@ -18,14 +18,12 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.luigid import free_port
+from tests.luigid import answers, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 SECTION = "### Central scheduler and several workers"
@@ -78,12 +76,7 @@ def _listeners(port: int) -> list:
 
 
 def _answers(port: int) -> bool:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/", method="HEAD")
-    try:
-        with urllib.request.urlopen(request, timeout=2) as reply:
-            return reply.status < 400
-    except (urllib.error.URLError, OSError):
-        return False
+    return answers(f"http://127.0.0.1:{port}")
 
 
 def _alive(pid: int) -> bool:

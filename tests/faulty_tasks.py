@@ -6,6 +6,9 @@ paths); only what happens inside PerUserMusic changes, as the environment says:
 
 - MSD_FAIL_SHARD=K: PerUserMusic(shard=K) raises RuntimeError("injected failure in shard K")
   from inside `user_rows`, midway through its run (after its first status messages).
+- MSD_MEET_DIR=D: every PerUserMusic shard, before it starts, leaves a file named by its process
+  id in D and waits until files of two processes are there (at most 120 s): two `luigi`
+  processes on one luigid then both run shards, whatever the timing of their start.
 - MSD_SLOW_SHARDS=K,L,... (or "all") with MSD_SLOW_SECONDS=S: those shards sleep S seconds right
   after writing user_rows.parquet into their temporary checkpoint folder, before the folder gets
   `_SUCCESS` and is renamed into place - a wide window for a kill to land mid-checkpoint.
@@ -34,7 +37,18 @@ _original_user_rows = tasks.user_rows
 _original_write_parquet = tasks.write_parquet
 
 
+def _meet_the_other_process() -> None:
+    folder = Path(os.environ["MSD_MEET_DIR"])
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / str(os.getpid())).touch()
+    deadline = time.monotonic() + 120
+    while len(list(folder.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)  # polling for the other process's file: the event waited for
+
+
 def _run(self):
+    if os.environ.get("MSD_MEET_DIR"):
+        _meet_the_other_process()
     _running["shard"] = self.shard
     try:
         return _original_run(self)

@@ -175,10 +175,10 @@ def test_two_processes_share_one_luigid(luigid, builds, tmp_path):
         "scheduler": luigid,
         # keep asking for work while the other process runs what everything waits for
         "extra": KEEP_ALIVE,
-        # every shard sleeps 0.5 s inside its checkpoint: stands in for heavier shards, so that
+        # the first shard of each process waits for a shard of the other (tests/faulty_tasks.py):
         # both processes get shards however the two start up
         "module": "tests.faulty_tasks",
-        "env": {"MSD_SLOW_SHARDS": "all", "MSD_SLOW_SECONDS": "0.5"},
+        "env": {"MSD_MEET_DIR": str(tmp_path / "meet")},
     }
     # Each "machine" has its own working directory (luigi.cfg, pid-lock folder, logs).
     first = builds(cwd=tmp_path / "a", name="a", **shared).start()

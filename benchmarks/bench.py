@@ -25,7 +25,7 @@ import scipy.sparse
 
 from benchmarks import report
 from benchmarks.measure import Measurement, measure
-from msd_tasks import raw
+from msd_tasks.formats import raw
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = 0

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from msd_tasks.raw import OPTIONAL_FILES, RAW_FILES
+from msd_tasks.formats.raw import OPTIONAL_FILES, RAW_FILES
 
 H5_COLUMNS = [
     *("artist_mbid", "artist_name", "artist_playmeid", "release", "release_7digitalid"),

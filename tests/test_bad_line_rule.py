@@ -14,7 +14,7 @@ import re
 import pytest
 
 from msd_tasks.errors import InputError
-from msd_tasks.triplets import MAX_PLAY_COUNT, read_triplets
+from msd_tasks.stages.triplets import MAX_PLAY_COUNT, read_triplets
 
 WHITESPACE = " \t\n\v\f\r"  # ASCII whitespace: none may surround an id
 MUTATIONS = [

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import scipy.sparse
 
-from msd_tasks.join import automatic_shard_count
+from msd_tasks.stages.join import automatic_shard_count
 
 REPO = Path(__file__).resolve().parents[1]
 SCALE = "0.001"

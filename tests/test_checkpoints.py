@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from msd_tasks.checkpoints import (
+from msd_tasks.formats.atomic import (
     SUCCESS,
     atomic_file,
     atomic_folder,

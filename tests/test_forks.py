@@ -12,13 +12,13 @@ import subprocess
 import sys
 import textwrap
 
-from msd_tasks.forks import LateImports
+from msd_tasks.graph.forks import LateImports
 
 FORK_SCRIPT = """
 import json, multiprocessing, sys
 from pathlib import Path
 import luigi
-from msd_tasks.forks import install_fork_hooks
+from msd_tasks.graph.forks import install_fork_hooks
 
 class FileTask(luigi.ExternalTask):
     path = luigi.Parameter()
@@ -26,7 +26,7 @@ class FileTask(luigi.ExternalTask):
         return luigi.LocalTarget(self.path)
 
 def report(queue):
-    module = sys.modules.get("msd_tasks.report")
+    module = sys.modules.get("msd_tasks.report.page")
     queue.put(hasattr(module, "render_report"))  # imported, and to its end
 
 def fork_a_worker():
@@ -87,8 +87,8 @@ BUILD_SCRIPT = """
 import json, os, sys
 import luigi
 from msd_tasks import BuildAll
-from msd_tasks.forks import install_fork_hooks
-from msd_tasks.tasks import PipelineTask
+from msd_tasks.graph.forks import install_fork_hooks
+from msd_tasks.graph.tasks import PipelineTask
 
 SLOW = ("pandas", "tables", "pyarrow.dataset", "scipy.sparse", "matplotlib")
 modules_at_start = set()

@@ -18,8 +18,8 @@ import pytest
 import tables
 
 from msd_tasks.errors import InputError
-from msd_tasks.hdf_frame import read_frame
-from msd_tasks.songs import read_msd
+from msd_tasks.stages.hdf_frame import read_frame
+from msd_tasks.stages.songs import read_msd
 from tests.handmade_data import write_handmade
 
 MSD = "full_msd_with_audio_features.h5"

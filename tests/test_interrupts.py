@@ -30,9 +30,9 @@ import pytest
 from luigi.configuration import get_config
 from luigi.task_register import Register
 
-from msd_tasks import raw
-from msd_tasks.build import DELIVERABLES, Publish, graph_tasks
-from msd_tasks.interrupts import STOP_SECONDS
+from msd_tasks.formats import raw
+from msd_tasks.graph.build import DELIVERABLES, Publish, graph_tasks
+from msd_tasks.graph.interrupts import STOP_SECONDS
 from msd_tasks.sample import write_sample
 
 if TYPE_CHECKING:
@@ -74,7 +74,8 @@ def run_script(script: str, *args: str, timeout: float = 60) -> subprocess.Compl
 # ignores what fork hooks raise, so it must wait and be raised after the fork.
 FORK_HOOK_SCRIPT = """
 import json, os, signal, sys, threading, time
-from msd_tasks import forks, interrupts
+from msd_tasks.graph import forks
+from msd_tasks.graph import interrupts
 
 late_imports = forks.install_fork_hooks()  # installs the interrupt handlers too
 late_imports.thread = threading.Thread(target=time.sleep, args=(2.0,))
@@ -108,7 +109,7 @@ def test_an_interrupt_in_a_fork_hook_is_raised_after_the_fork_and_the_child_neve
 # process forked after it never runs its task.
 SWALLOWED_SCRIPT = """
 import multiprocessing, os, signal, sys, time
-from msd_tasks import interrupts
+from msd_tasks.graph import interrupts
 
 interrupts.install()
 try:
@@ -135,7 +136,7 @@ def test_a_swallowed_interrupt_still_stops_new_tasks_and_sets_the_exit_status():
 EVENT_SCRIPT = """
 import os, signal, time
 import luigi
-from msd_tasks import interrupts
+from msd_tasks.graph import interrupts
 
 class Stage(luigi.Task):
     pass
@@ -171,7 +172,7 @@ def test_an_interrupt_in_a_luigi_event_callback_is_raised_after_the_event():
 # holds, the parent not reading yet): it must not end halfway, with the queue's lock taken.
 QUEUE_SCRIPT = """
 import json, multiprocessing, os, signal, time
-from msd_tasks import interrupts
+from msd_tasks.graph import interrupts
 
 interrupts.install()
 context = multiprocessing.get_context("fork")
@@ -204,7 +205,7 @@ def test_a_task_process_interrupted_while_it_sends_its_result_sends_it_whole():
 
 IGNORED_SCRIPT = """
 import os, signal, time
-from msd_tasks import interrupts
+from msd_tasks.graph import interrupts
 
 signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a shell starts a background job
 interrupts.install()
@@ -225,7 +226,7 @@ PUBLISH_SCRIPT = """
 import os, signal, sys
 from pathlib import Path
 from typing import TYPE_CHECKING
-from msd_tasks import publish as publishing
+from msd_tasks.formats import publish as publishing
 
 root = Path(sys.argv[1])
 def sources(text):
@@ -266,7 +267,7 @@ import os
 import time
 
 import msd_tasks
-from msd_tasks import publish
+from msd_tasks.formats import publish
 
 __all__ = ["msd_tasks"]
 SECONDS = float(os.environ.get("MSD_SLOW_PUBLISH", "0"))

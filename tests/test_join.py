@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from msd_tasks.join import (
+from msd_tasks.stages.join import (
     MIN_SHARDS,
     SHARD_TEXT_BYTES,
     automatic_shard_count,
@@ -14,7 +14,7 @@ from msd_tasks.join import (
     sort_ids,
     user_shards,
 )
-from msd_tasks.triplets import Triplets
+from msd_tasks.stages.triplets import Triplets
 
 
 def triplets(lines: list[tuple[str, str, int]]) -> Triplets:
@@ -111,7 +111,7 @@ def test_user_shards_are_the_same_in_another_process_with_another_hash_seed():
 
     ids = [f"{i:040x}" for i in range(0, 4000, 7)]
     code = (
-        "import json, sys, pyarrow as pa; from msd_tasks.join import user_shards; "
+        "import json, sys, pyarrow as pa; from msd_tasks.stages.join import user_shards; "
         "print(json.dumps(user_shards(pa.array(json.loads(sys.stdin.read())), 8).tolist()))"
     )
     other = subprocess.run(

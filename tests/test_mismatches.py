@@ -8,9 +8,9 @@ import shutil
 import pytest
 
 from msd_tasks.errors import InputError
-from msd_tasks.mismatches import read_mismatched_songs
-from msd_tasks.raw import RAW_FILES, TRIPLET_KINDS
+from msd_tasks.formats.raw import RAW_FILES, TRIPLET_KINDS
 from msd_tasks.sample import write_sample
+from msd_tasks.stages.mismatches import read_mismatched_songs
 from tests.deliverable_compare import assert_deliverables_match
 from tests.notebook_port import run_notebook
 

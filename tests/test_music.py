@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from msd_tasks.music import FEATURE_TO_MUSIC, FEATURES, song_vectors, weighted_means
+from msd_tasks.stages.music import FEATURE_TO_MUSIC, FEATURES, song_vectors, weighted_means
 from tests import notebook_port
 
 

@@ -20,12 +20,12 @@ import pandas as pd
 import pytest
 from luigi.execution_summary import LuigiStatusCode
 
-from msd_tasks.build import BuildAll
 from msd_tasks.errors import InputError
-from msd_tasks.join import MAX_SHARDS, MIN_SHARDS, automatic_shard_count
-from msd_tasks.music import FEATURES
-from msd_tasks.raw import fingerprints
-from msd_tasks.tasks import CleanSongs, UserTable
+from msd_tasks.formats.raw import fingerprints
+from msd_tasks.graph.build import BuildAll
+from msd_tasks.graph.tasks import CleanSongs, UserTable
+from msd_tasks.stages.join import MAX_SHARDS, MIN_SHARDS, automatic_shard_count
+from msd_tasks.stages.music import FEATURES
 from tests.conftest import copy_raw
 from tests.deliverable_compare import assert_deliverables_match
 

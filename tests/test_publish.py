@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from msd_tasks.matrices import MAX_EXACT_FLOAT32, PlayCountOverflow, play_matrix
-from msd_tasks.publish import checksums, publish
+from msd_tasks.formats.publish import checksums, publish
+from msd_tasks.stages.matrices import MAX_EXACT_FLOAT32, PlayCountOverflow, play_matrix
 
 
 def sources(tmp_path, text: str) -> dict:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from msd_tasks.quality import JoinFacts, genre_warnings, join_problems, same_lines
-from msd_tasks.triplets import Triplets
+from msd_tasks.stages.quality import JoinFacts, genre_warnings, join_problems, same_lines
+from msd_tasks.stages.triplets import Triplets
 
 GOOD = JoinFacts(
     train_lines=1000,

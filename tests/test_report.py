@@ -18,9 +18,9 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from msd_tasks.music import DIMENSIONS
-from msd_tasks.report import ReportError, render_report, short_count
+from msd_tasks.report.page import ReportError, render_report, short_count
 from msd_tasks.sample import write_sample
+from msd_tasks.stages.music import DIMENSIONS
 from tests.handmade_data import write_handmade
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

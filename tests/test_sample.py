@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from msd_tasks import sample
-from msd_tasks.raw import RAW_FILES
+from msd_tasks.formats.raw import RAW_FILES
 
 TRIPLET_LINE = re.compile(rb"[0-9a-f]{40}\tSO[A-Z0-9]{16}\t[1-9][0-9]*")
 TRACK_ID = re.compile(r"TR[A-Z0-9]{16}")

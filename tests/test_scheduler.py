@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse
 
-from msd_tasks.checkpoints import parquet_metadata
+from msd_tasks.formats.atomic import parquet_metadata
 from msd_tasks.sample import write_sample
 from tests.conftest import copy_raw
 from tests.deliverable_compare import assert_deliverables_match

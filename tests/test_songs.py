@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from msd_tasks.errors import InputError
-from msd_tasks.music import FEATURES
-from msd_tasks.songs import clean_songs, read_genres, read_msd
+from msd_tasks.stages.music import FEATURES
+from msd_tasks.stages.songs import clean_songs, read_genres, read_msd
 
 
 def msd_frame() -> pd.DataFrame:

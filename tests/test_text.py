@@ -8,7 +8,7 @@ import random
 import pyarrow as pa
 import pytest
 
-from msd_tasks.text import decode_byte_literal, decode_byte_literals
+from msd_tasks.stages.text import decode_byte_literal, decode_byte_literals
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from msd_tasks.errors import InputError
-from msd_tasks.triplets import (
+from msd_tasks.stages.triplets import (
     MAX_BLOCK_SIZE,
     MAX_PLAY_COUNT,
     MIN_BLOCK_SIZE,

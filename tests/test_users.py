@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from msd_tasks.join import Plays
-from msd_tasks.music import DIMENSIONS
-from msd_tasks.users import merge_user_rows, user_rows
+from msd_tasks.stages.join import Plays
+from msd_tasks.stages.music import DIMENSIONS
+from msd_tasks.stages.users import merge_user_rows, user_rows
 
 
 def plays(rows: list[tuple[int, int, int, bool]]) -> Plays:

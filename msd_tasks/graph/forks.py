@@ -30,11 +30,11 @@ from collections.abc import Iterable
 
 import luigi
 
-from msd_tasks import interrupts
+from msd_tasks.graph import interrupts
 
 logger = logging.getLogger("luigi-interface")
 
-LATE_IMPORTS = ("scipy.sparse", "msd_tasks.report")
+LATE_IMPORTS = ("scipy.sparse", "msd_tasks.report.page")
 
 
 class LateImports:

@@ -13,9 +13,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from msd_tasks.arrays import distinct
-from msd_tasks.quality import SAMPLE_IDS
-from msd_tasks.triplets import Triplets
+from msd_tasks.stages.arrays import distinct
+from msd_tasks.stages.quality import SAMPLE_IDS
+from msd_tasks.stages.triplets import Triplets
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullLocator
 
-from msd_tasks.checkpoints import atomic_folder
-from msd_tasks.music import DIMENSIONS
-from msd_tasks.users import in_sparse_index_order
+from msd_tasks.formats.atomic import atomic_folder
+from msd_tasks.stages.music import DIMENSIONS
+from msd_tasks.stages.users import in_sparse_index_order
 
 REQUIRED_FACTS = ("build", "funnel", "tasks", "fingerprints", "parameters", "warnings")
 DATA_FILES = ("user_df.parquet", "song_df.parquet", "train_sparse.npz")

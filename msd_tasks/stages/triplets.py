@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from pyarrow import csv
 
 from msd_tasks.errors import InputError
-from msd_tasks.matrices import MAX_EXACT_FLOAT32
+from msd_tasks.stages.matrices import MAX_EXACT_FLOAT32
 
 # Above it a float32 matrix cell can no longer hold the count exactly.
 MAX_PLAY_COUNT = MAX_EXACT_FLOAT32

@@ -13,12 +13,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import csv
 
-from msd_tasks.arrays import first_positions
-from msd_tasks.deliverables import HDF_KEY  # the notebook's key, in the file it reads too
 from msd_tasks.errors import InputError
-from msd_tasks.hdf_frame import read_frame
-from msd_tasks.music import FEATURES
-from msd_tasks.text import BYTE_LITERAL_COLUMNS, decode_byte_literals
+from msd_tasks.formats.deliverables import HDF_KEY  # the notebook's key, in the file it reads too
+from msd_tasks.stages.arrays import first_positions
+from msd_tasks.stages.hdf_frame import read_frame
+from msd_tasks.stages.music import FEATURES
+from msd_tasks.stages.text import BYTE_LITERAL_COLUMNS, decode_byte_literals
 
 # What the pipeline reads from the metadata file; every other column is carried through as is.
 ID_COLUMNS = ("song_id", "track_id")

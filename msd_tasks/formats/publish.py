@@ -16,8 +16,8 @@ import os
 import shutil
 from pathlib import Path
 
-from msd_tasks import interrupts
-from msd_tasks.checkpoints import atomic_file
+from msd_tasks.formats.atomic import atomic_file
+from msd_tasks.graph import interrupts
 
 
 def sha256(path: Path) -> str:

@@ -12,13 +12,13 @@ from pathlib import Path
 import luigi
 from luigi.task import flatten
 
-from msd_tasks import raw
-from msd_tasks.checkpoints import prune_generations, remove_orphan_temporaries, remove_retired
-from msd_tasks.config import paths, pipeline
 from msd_tasks.errors import MissingInputError
-from msd_tasks.gc_pause import gc_paused
-from msd_tasks.publish import publish
-from msd_tasks.tasks import (
+from msd_tasks.formats import raw
+from msd_tasks.formats.atomic import prune_generations, remove_orphan_temporaries, remove_retired
+from msd_tasks.formats.publish import publish
+from msd_tasks.graph.config import paths, pipeline
+from msd_tasks.graph.gc_pause import gc_paused
+from msd_tasks.graph.tasks import (
     PRIORITY,
     ImportTriplets,
     IndexMappings,
@@ -132,7 +132,7 @@ class BuildAll(ResultParameters, luigi.WrapperTask):
     """Everything, from the raw files in `[paths] raw_dir` to the deliverables in `output_dir`."""
 
     def requires(self):
-        from msd_tasks import interrupts  # SIGINT/SIGTERM: exit by them, never half-publish
+        from msd_tasks.graph import interrupts  # SIGINT/SIGTERM: exit by them, never half-publish
 
         interrupts.install()
         missing = raw.missing_files(paths().raw_dir)
@@ -168,7 +168,7 @@ class BuildReport(PipelineTask):
             return self.draw(folder)
 
     def draw(self, folder):
-        from msd_tasks.report import render_report  # matplotlib is slow to import
+        from msd_tasks.report.page import render_report  # matplotlib is slow to import
 
         tasks = self.requires()
         sources = {

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from msd_tasks.join import Plays
-from msd_tasks.music import DIMENSIONS, weighted_means
+from msd_tasks.stages.join import Plays
+from msd_tasks.stages.music import DIMENSIONS, weighted_means
 
 # One row per user. MUSIC is five named float columns, not a list, so columnar tools can use it.
 USER_ROWS_SCHEMA = pa.schema(

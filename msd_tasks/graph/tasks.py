@@ -20,16 +20,22 @@ import numpy as np
 import pyarrow as pa
 from luigi.task import flatten
 
-from msd_tasks import raw
-from msd_tasks.arrays import distinct
-from msd_tasks.checkpoints import (
+from msd_tasks.errors import InputError
+from msd_tasks.formats import raw
+from msd_tasks.formats.atomic import (
     SUCCESS,
     atomic_folder,
     read_parquet,
     write_parquet,
 )
-from msd_tasks.config import paths, pipeline, quality
-from msd_tasks.deliverables import (
+from msd_tasks.formats.checkpoints import (
+    read_plays,
+    read_triplets_codes,
+    shard_file,
+    write_joined,
+    write_triplets,
+)
+from msd_tasks.formats.deliverables import (
     mapping_frame,
     song_frame,
     song_table,
@@ -37,14 +43,16 @@ from msd_tasks.deliverables import (
     user_table,
     write_hdf,
 )
-from msd_tasks.errors import InputError
-from msd_tasks.forks import install_fork_hooks
-from msd_tasks.join import MAX_SHARDS, automatic_shard_count, join_plays, user_shards
-from msd_tasks.matrices import MAX_EXACT_FLOAT32, PlayCountOverflow, play_matrix, save_matrix
-from msd_tasks.mismatches import read_mismatched_songs
-from msd_tasks.music import DIMENSIONS, FEATURES, song_vectors
-from msd_tasks.publish import checksums
-from msd_tasks.quality import (
+from msd_tasks.formats.publish import checksums
+from msd_tasks.graph.config import paths, pipeline, quality
+from msd_tasks.graph.forks import install_fork_hooks
+from msd_tasks.graph.runstats import measured
+from msd_tasks.stages.arrays import distinct
+from msd_tasks.stages.join import MAX_SHARDS, automatic_shard_count, join_plays, user_shards
+from msd_tasks.stages.matrices import MAX_EXACT_FLOAT32, PlayCountOverflow, play_matrix, save_matrix
+from msd_tasks.stages.mismatches import read_mismatched_songs
+from msd_tasks.stages.music import DIMENSIONS, FEATURES, song_vectors
+from msd_tasks.stages.quality import (
     SAMPLE_IDS,
     JoinFacts,
     QualityError,
@@ -52,17 +60,9 @@ from msd_tasks.quality import (
     join_problems,
     same_lines,
 )
-from msd_tasks.runstats import measured
-from msd_tasks.songs import clean_songs, read_genres, read_msd
-from msd_tasks.stages import (
-    read_plays,
-    read_triplets_codes,
-    shard_file,
-    write_joined,
-    write_triplets,
-)
-from msd_tasks.triplets import read_triplets
-from msd_tasks.users import USER_ROWS_SCHEMA, merge_user_rows, user_rows
+from msd_tasks.stages.songs import clean_songs, read_genres, read_msd
+from msd_tasks.stages.triplets import read_triplets
+from msd_tasks.stages.users import USER_ROWS_SCHEMA, merge_user_rows, user_rows
 
 logger = logging.getLogger("luigi-interface")
 

@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import tables  # pandas imports PyTables on first use: once here, not in every task
 
-from msd_tasks.gc_pause import gc_paused
-from msd_tasks.music import DIMENSIONS
+from msd_tasks.graph.gc_pause import gc_paused
+from msd_tasks.stages.music import DIMENSIONS
 
 HDF_KEY = "df"
 

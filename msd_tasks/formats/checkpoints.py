@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from msd_tasks.checkpoints import column_array, read_parquet, run_concurrently, write_parquet
-from msd_tasks.join import JoinedPlays, Plays
-from msd_tasks.triplets import Triplets
+from msd_tasks.formats.atomic import column_array, read_parquet, run_concurrently, write_parquet
+from msd_tasks.stages.join import JoinedPlays, Plays
+from msd_tasks.stages.triplets import Triplets
 
 # ImportTriplets: one row per line of the file, ids as codes into the two id files.
 TRIPLET_CODES_SCHEMA = pa.schema(

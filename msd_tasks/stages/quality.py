@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from msd_tasks.triplets import Triplets
+from msd_tasks.stages.triplets import Triplets
 
 SAMPLE_IDS = 5  # ids quoted in a message
 

@@ -1,0 +1,1 @@
+"""The Luigi graph: settings, one task per stage, publication and BuildAll."""

@@ -1,0 +1,1 @@
+"""The build report: the build's summary, its figures and the HTML page."""

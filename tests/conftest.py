@@ -109,7 +109,6 @@ def copy_raw(source: Path, tmp_path: Path) -> Path:
 PROCESS_MODULES = {  # real `luigi`/`luigid` processes, signals, kills
     "test_benchmark",
     "test_faults",
-    "test_forks",
     "test_full_disk",
     "test_interrupts",
     "test_notebook_port",

@@ -15,10 +15,12 @@ from msd_tasks.formats.atomic import (
     SUCCESS,
     atomic_file,
     atomic_folder,
-    parquet_metadata,
     prune_generations,
-    read_parquet,
     remove_orphan_temporaries,
+)
+from msd_tasks.formats.parquet import (
+    parquet_metadata,
+    read_parquet,
     run_concurrently,
     write_parquet,
 )

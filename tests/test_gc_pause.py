@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from msd_tasks.graph.gc_pause import gc_paused
+from msd_tasks.formats.deliverables import gc_paused
 
 
 @pytest.mark.parametrize("enabled", [True, False])

@@ -31,7 +31,8 @@ from luigi.configuration import get_config
 from luigi.task_register import Register
 
 from msd_tasks.formats import raw
-from msd_tasks.graph.build import DELIVERABLES, Publish, graph_tasks
+from msd_tasks.graph.base import graph_tasks
+from msd_tasks.graph.build import DELIVERABLES, Publish
 from msd_tasks.graph.interrupts import STOP_SECONDS
 from msd_tasks.sample import write_sample
 
@@ -68,41 +69,6 @@ def run_script(script: str, *args: str, timeout: float = 60) -> subprocess.Compl
         env={**os.environ, "PYTHONPATH": str(REPO)},
         check=False,  # the assertions show the exit code and stderr
     )
-
-
-# An interrupt while a fork waits for the late imports (a 2 s import, here a sleep): Python
-# ignores what fork hooks raise, so it must wait and be raised after the fork.
-FORK_HOOK_SCRIPT = """
-import json, os, signal, sys, threading, time
-from msd_tasks.graph import forks
-from msd_tasks.graph import interrupts
-
-late_imports = forks.install_fork_hooks()  # installs the interrupt handlers too
-late_imports.thread = threading.Thread(target=time.sleep, args=(2.0,))
-late_imports.thread.start()
-main = threading.main_thread().ident
-threading.Timer(0.5, signal.pthread_kill, (main, signal.SIGINT)).start()
-seen = {}
-try:
-    pid = os.fork()  # the hook waits for the import, and gets the interrupt meanwhile
-    if pid == 0:
-        os._exit(0)  # a task process would run its task here
-    seen["fork returned"] = True
-    time.sleep(2)
-    seen["interrupt lost"] = True
-except interrupts.BuildInterrupted as interrupt:
-    seen["raised"] = interrupt.signum
-seen["child"] = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-print(json.dumps(seen), flush=True)
-"""
-
-
-def test_an_interrupt_in_a_fork_hook_is_raised_after_the_fork_and_the_child_never_runs():
-    done = run_script(FORK_HOOK_SCRIPT)
-    assert done.returncode == -signal.SIGINT, done
-    seen = json.loads(done.stdout)
-    # The child was forked after the interrupt: it ended by it, before running anything.
-    assert seen == {"fork returned": True, "raised": signal.SIGINT, "child": -signal.SIGINT}
 
 
 # A library that swallows the interrupt: the process still exits by the signal, and a task
@@ -344,7 +310,7 @@ def folders_to_write(raw_dir: Path, checkpoints: Path, out: Path) -> set[Path]:
             config.set(section, key, str(value))
     Register.clear_instance_cache()
     publish = Publish(fingerprints=raw.fingerprints(raw_dir), n_shards=N_SHARDS)
-    folders = {task.folder() for task in graph_tasks(publish) if task is not publish}
+    folders = {task.folder() for task in graph_tasks(publish)}
     return {folder for folder in folders if not (folder / "_SUCCESS").is_file()}
 
 

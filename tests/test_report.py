@@ -6,6 +6,7 @@ copies), with pandas, numpy and scipy, rounded as the page shows them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import struct
@@ -18,23 +19,18 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from msd_tasks.report.page import ReportError, render_report, short_count
+from msd_tasks import Publish
+from msd_tasks.graph.build import build_summary
+from msd_tasks.report.figures import short_count
+from msd_tasks.report.numbers import ReportError
+from msd_tasks.report.page import render_report
+from msd_tasks.report.summary import BuildSummary
 from msd_tasks.sample import write_sample
-from msd_tasks.stages.music import DIMENSIONS
+from msd_tasks.stages.music import DIMENSIONS, FEATURES
 from tests.handmade_data import write_handmade
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 VOID_TAGS = {"meta", "img", "br", "hr", "link", "input"}
-FUNNEL_KEYS = (
-    "songs",
-    "visible_plays",
-    "hidden_plays",
-    "mismatched_plays_dropped",
-    "hidden_only_users",
-    "users",
-    "train_nonzeros",
-    "test_nonzeros",
-)
 HOSTILE_WARNING = '<script>alert("x")</script> & 3 songs'
 
 
@@ -98,25 +94,18 @@ def task_facts(checkpoint_dir: Path) -> list[dict]:
     return tasks
 
 
-def facts_for(pipeline, warnings: list[str]) -> dict:
+def summary_of(pipeline, **parameters) -> BuildSummary:
+    """The summary of the build just made, as Publish and BuildReport make it."""
+    summary = build_summary(Publish(**parameters))
     manifest = json.loads((pipeline.output_dir / "manifest.json").read_text())
-    counts = manifest["counts"]
-    return {
-        "build": manifest["build"],
-        "funnel": [
-            {"key": key, "label": key.replace("_", " "), "count": counts[key]}
-            for key in FUNNEL_KEYS
-            if key in counts
-        ],
-        "tasks": task_facts(pipeline.checkpoint_dir),
-        "fingerprints": manifest["fingerprints"],
-        "parameters": manifest["parameters"],
-        "warnings": warnings,
-    }
+    assert summary.build == manifest["build"]
+    return summary
 
 
-def expected_numbers(output_dir: Path, facts: dict) -> dict[str, float | None]:
-    """The page's numbers recomputed from the .h5/.npz deliverables, rounded as shown."""
+def expected_numbers(pipeline) -> dict[str, float | None]:
+    """The page's numbers recomputed from the raw files, the .h5/.npz deliverables and the
+    checkpoints' run.json files, rounded as shown."""
+    output_dir = pipeline.output_dir
     users = pd.read_hdf(output_dir / "user_df.h5", key="df")
     songs = pd.read_hdf(output_dir / "song_df.h5", key="df")
     train = sp.load_npz(output_dir / "train_sparse.npz").tocsr()
@@ -125,10 +114,13 @@ def expected_numbers(output_dir: Path, facts: dict) -> dict[str, float | None]:
     music = np.array(users["MUSIC"].tolist(), dtype=np.float64)
     complete = music[~np.isnan(music).any(axis=1)]
     correlation = np.corrcoef(complete.T)
-    tasks = facts["tasks"]
+    tasks = task_facts(pipeline.checkpoint_dir)
+    with open(pipeline.raw_dir / "train_triplets.txt", "rb") as train_file:
+        train_lines = sum(1 for _ in train_file)
     expected = {
+        "funnel.train_lines": train_lines,
         "funnel.users": len(users),
-        "funnel.songs": len(songs),
+        "funnel.song_index": len(songs),
         "funnel.train_nonzeros": train.nnz,
         "funnel.test_nonzeros": test.nnz,
         "funnel.mismatched_plays_dropped": 0,
@@ -170,14 +162,15 @@ def assert_png(path: Path) -> None:
     assert matplotlib.image.imread(path).shape[:2] == (height, width)
 
 
+def songs_without_features(output_dir: Path) -> int:
+    songs = pd.read_hdf(output_dir / "song_df.h5", key="df")
+    return int(songs[list(FEATURES)].isna().any(axis=1).sum())
+
+
 @pytest.mark.parametrize(
-    ("raw", "scaling", "warnings"),
-    [
-        ("sample", "raw", ["11 songs have no audio features", HOSTILE_WARNING]),
-        ("handmade", "zscore", []),
-    ],
+    ("raw", "scaling", "hostile"), [("sample", "raw", True), ("handmade", "zscore", False)]
 )
-def test_report_numbers_match_the_deliverables(pipeline_in, tmp_path, raw, scaling, warnings):
+def test_report_numbers_match_the_deliverables(pipeline_in, tmp_path, raw, scaling, hostile):
     raw_dir = tmp_path / "raw"
     if raw == "sample":
         write_sample(raw_dir, scale=0.0005, seed=3)
@@ -185,10 +178,16 @@ def test_report_numbers_match_the_deliverables(pipeline_in, tmp_path, raw, scali
         write_handmade(raw_dir)
     pipeline = pipeline_in(raw_dir)
     pipeline.build_ok(music_scaling=scaling)
-    facts = facts_for(pipeline, warnings)
+    summary = summary_of(pipeline, music_scaling=scaling)
+    featureless = songs_without_features(pipeline.output_dir)
+    assert any(
+        w.startswith(f"{featureless:,} songs have no audio features") for w in summary.warnings
+    ) == bool(featureless)
+    if hostile:
+        summary = dataclasses.replace(summary, warnings=(*summary.warnings, HOSTILE_WARNING))
     report_dir = tmp_path / "report"
 
-    returned = render_report(facts, pipeline.output_dir, report_dir)
+    returned = render_report(summary, pipeline.output_dir, report_dir)
 
     text = (report_dir / "index.html").read_text(encoding="utf-8")
     page = Page(text)
@@ -201,7 +200,7 @@ def test_report_numbers_match_the_deliverables(pipeline_in, tmp_path, raw, scali
     for name in page.images:
         assert_png(report_dir / name)
 
-    expected = expected_numbers(pipeline.output_dir, facts)
+    expected = expected_numbers(pipeline)
     shown = {key: page.number(key) for key in expected}
     assert shown == expected
     # The report BuildAll published, drawn from the shards' user rows, shows the same data.
@@ -219,13 +218,15 @@ def test_report_numbers_match_the_deliverables(pipeline_in, tmp_path, raw, scali
     assert report["numbers"].keys() == page.numbers.keys()
     assert {key: page.number(key) for key in page.numbers} == report["numbers"]
     assert report["parameters"]["music_scaling"] == scaling
-    assert report["warnings"] == warnings
+    assert report["warnings"] == list(summary.warnings)
+    assert published["warnings"] == list(summary.warnings)[: len(published["warnings"])]
 
     words = " ".join(" ".join(page.text).split())
     assert f"MUSIC scaling: {scaling}" in words
     assert f"MUSIC scores (music_scaling = {scaling})" in words
-    if warnings:
-        assert "<script>" not in text and HOSTILE_WARNING in page.text
+    if summary.warnings:
+        assert "<script>" not in text
+        assert all(warning in page.text for warning in summary.warnings)
     else:
         assert "Warnings none" in words
 
@@ -239,7 +240,7 @@ def built(pipeline_in, tmp_path):
 
 
 def test_missing_deliverable_raises_and_keeps_the_previous_report(built, tmp_path):
-    facts = facts_for(built, [])
+    facts = summary_of(built)
     report_dir = tmp_path / "report"
     report_dir.mkdir()
     (report_dir / "stale.txt").write_text("from an older report")
@@ -257,18 +258,11 @@ def test_missing_deliverable_raises_and_keeps_the_previous_report(built, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".report")) == []
 
 
-def test_bad_facts_raise_clear_errors(built, tmp_path):
-    facts = facts_for(built, [])
+def test_a_report_for_another_build_than_the_deliverables_raises(built, tmp_path):
+    summary = dataclasses.replace(summary_of(built), build="not-this-build")
     report_dir = tmp_path / "report"
-    cases = {
-        "funnel": {k: v for k, v in facts.items() if k != "funnel"},
-        "count >= 0": facts | {"funnel": [{"key": "users", "label": "users", "count": -1}]},
-        "music_scaling": facts | {"parameters": {"n_shards": 3}},
-        "holds build": facts | {"build": "not-this-build"},
-    }
-    for message, bad in cases.items():
-        with pytest.raises(ReportError, match=message):
-            render_report(bad, built.output_dir, report_dir)
+    with pytest.raises(ReportError, match="holds build"):
+        render_report(summary, built.output_dir, report_dir)
     assert not report_dir.exists()
     assert list(tmp_path.glob(".report*")) == []
 

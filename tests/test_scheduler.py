@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse
 
-from msd_tasks.formats.atomic import parquet_metadata
+from msd_tasks.formats.parquet import parquet_metadata
 from msd_tasks.sample import write_sample
 from tests.conftest import copy_raw
 from tests.deliverable_compare import assert_deliverables_match
@@ -109,6 +109,13 @@ def test_build_against_luigid_marks_every_task_done(sample, luigid, builds, tmp_
             assert task["progress_percentage"] == 100, task
             assert task["status_message"], task
             assert task["status_message"].startswith("done:"), task
+    # What the UI shows of a task is what identifies it: no fingerprints, no foreign parameters.
+    shown = {task["name"]: set(task["params"]) for task in done.values()}
+    join = {"on_bad_lines", "drop_mismatches", "n_shards"}
+    assert shown["CleanSongs"] == set()
+    assert shown["ImportTriplets"] == {"kind", "on_bad_lines"}
+    assert shown["PlayMatrices"] == shown["JoinPlays"] == join
+    assert shown["PerUserMusic"] == {*join, "music_scaling", "shard"}
     assert_deliverables_match(sample / "notebook", tmp_path / "out", raw_dir)
 
 

@@ -6,17 +6,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import itertools
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import tables  # pandas imports PyTables on first use: once here, not in every task
+import tables
 
-from msd_tasks.graph.gc_pause import gc_paused
 from msd_tasks.stages.music import DIMENSIONS
 
 HDF_KEY = "df"
@@ -98,3 +100,20 @@ def write_hdf(frame: pd.DataFrame, path: Path) -> None:
             written.get_node(f"/{HDF_KEY}")
     except (tables.HDF5ExtError, tables.NoSuchNodeError) as error:
         raise OSError(f"{path} is incomplete after writing it (disk full?)") from error
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside the block; the collector's state is restored after.
+
+    The collector runs every few hundred new container objects and, now and then, walks all of
+    them: building 1.1M lists for user_df.h5 took 4.2 s with it and 1.3 to 2.0 s without. Only
+    for blocks that make objects which live on (or die by reference counting), not cycles.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()

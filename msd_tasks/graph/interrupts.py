@@ -1,14 +1,13 @@
 """SIGINT and SIGTERM during a build: it stops, exits by that signal, and never half-publishes.
 
-`install()` (called by BuildAll.requires and by the fork hooks, in the process that schedules the
-build) makes both signals raise `BuildInterrupted`, a KeyboardInterrupt: Luigi lets those through,
-its worker terminates the task processes, and they (forked, they inherit all this) clean up in
-their `finally` blocks. What makes "at any moment" true:
+`install()` (called by BuildAll.requires, in the process that schedules the build) makes both
+signals raise `BuildInterrupted`, a KeyboardInterrupt: Luigi lets those through, its worker
+terminates the task processes, and they (forked, they inherit all this) clean up in their
+`finally` blocks. What makes "at any moment" true:
 
-- Where an exception would be lost (fork hooks: Python ignores what they raise; Luigi's
-  `trigger_event` returns on KeyboardInterrupt) or would do harm (a task process flushing its
-  result to the scheduling process), the signal waits, and is raised once that code is left, by
-  a SIGALRM a moment later (`waits_in`, `hold`/`release`).
+- Where an exception would be lost (Luigi's `trigger_event` returns on KeyboardInterrupt) or
+  would do harm (a task process flushing its result to the scheduling process), the signal
+  waits, and is raised once that code is left, by a SIGALRM a moment later.
 - A task process forked after the build was interrupted ends at once, by that signal, before it
   starts its task: an interrupt lost anyway cannot let the build run on into a new publish.
 - A task process raises once; later signals (Luigi's SIGTERM after the process group's signal)
@@ -33,7 +32,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import CodeType, FrameType
 
@@ -58,7 +57,7 @@ class _State:
     installed_in: int | None = None  # the scheduling process; its task processes inherit this
     received: int | None = None  # the first signal, received here or by the parent before a fork
     pending: int | None = None  # a signal that could not be raised yet
-    holding: int = 0  # depth of hold() / deferred(): signals wait
+    holding: int = 0  # depth of deferred(): signals wait
     waits_in: set[CodeType] = field(
         default_factory=lambda: {
             function.__code__
@@ -101,24 +100,6 @@ def check() -> None:
     """Raise BuildInterrupted if this process was interrupted (and the exception was lost)."""
     if _state.received is not None:
         raise BuildInterrupted(_state.received)
-
-
-def waits_in(*functions: Callable) -> None:
-    """A signal while one of `functions` runs waits until it returns (fork hooks: Python ignores
-    what they raise)."""
-    _state.waits_in.update(function.__code__ for function in functions)
-
-
-def hold() -> None:
-    """Signals wait until `release()`; for code that cannot raise (a fork hook)."""
-    _state.holding += 1
-
-
-def release() -> None:
-    """End a `hold()`; a signal that waited is raised a moment later, outside the caller."""
-    _state.holding = max(_state.holding - 1, 0)
-    if not _state.holding and _state.pending is not None:
-        _retry_soon()
 
 
 @contextlib.contextmanager
@@ -168,7 +149,7 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
             if task_process:
                 faulthandler.dump_traceback_later(STOP_SECONDS, exit=True)
     if _state.holding:
-        _state.pending = signum  # release() or the end of deferred() takes it from here
+        _state.pending = signum  # the end of deferred() takes it from here
         return
     if _waits_at(frame):
         _state.pending = signum
@@ -192,7 +173,7 @@ def _retry_soon() -> None:
 
 
 def _after_fork_in_child() -> None:
-    _state.holding = 0  # the parent's hold (the fork hook) is not the child's
+    _state.holding = 0  # the parent's deferred block is not the child's
     _state.pending = None
     if _state.received is not None:
         _die_by(_state.received)

@@ -175,7 +175,6 @@ def _pairs(plays: tuple[np.ndarray, np.ndarray, np.ndarray], n_songs: int) -> np
 # for the real 2.9 GB file), and at least two, one for each of two workers.
 SHARD_TEXT_BYTES = 384 << 20
 MIN_SHARDS = 2
-MAX_SHARDS = np.iinfo(np.int16).max  # the shard column of users.parquet is int16
 
 
 def automatic_shard_count(train_text_bytes: int) -> int:
@@ -191,6 +190,6 @@ def user_shards(user_ids: pa.Array, n_shards: int) -> np.ndarray:
     """
     return np.fromiter(
         (zlib.crc32(user_id.encode()) % n_shards for user_id in user_ids.to_pylist()),
-        dtype=np.int16,
+        dtype=np.int32,
         count=len(user_ids),
     )

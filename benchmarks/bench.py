@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 import scipy.sparse
 
-from benchmarks import report
+from benchmarks import tables
 from benchmarks.measure import Measurement, measure
 from msd_tasks.formats import raw
 
@@ -141,7 +141,7 @@ def prepare_raw(
             return raw_dir, "reused", None
     done.unlink(missing_ok=True)
     shutil.rmtree(raw_dir, ignore_errors=True)
-    command = [sys.executable, "-m", "msd_tasks.sample", "--out", str(raw_dir)]
+    command = [sys.executable, "-m", "msd_sample", "--out", str(raw_dir)]
     command += ["--scale", str(scale), "--seed", str(SEED)]
     generation = as_run(run_measured(command, f"the sample generator at scale {scale}"))
     record = {"scale": scale, "seed": SEED, "fingerprints": raw.fingerprints(raw_dir)}
@@ -386,11 +386,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         workers=args.workers,
         scales=scales,
     )
-    targets = report.targets(results)
-    print(report.plain_text(results, targets))
+    targets = tables.targets(results)
+    print(tables.plain_text(results, targets))
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(report.markdown(results, targets))
+        args.markdown.write_text(tables.markdown(results, targets))
         document = {**asdict(results), "targets": [asdict(target) for target in targets]}
         args.markdown.with_suffix(".json").write_text(json.dumps(document, indent=2) + "\n")
         print(f"wrote {args.markdown} and {args.markdown.with_suffix('.json')}")

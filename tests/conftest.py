@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,9 +13,10 @@ from luigi.configuration import get_config
 from luigi.execution_summary import LuigiStatusCode
 from luigi.task_register import Register
 
+from msd_sample import write_sample
 from msd_tasks import BuildAll
-from msd_tasks.sample import write_sample
 from tests.handmade_data import write_handmade
+from tests.luigid import Build, Luigid, running_luigid
 from tests.notebook_port import run_notebook
 
 
@@ -82,21 +84,64 @@ def pipeline_in(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def handmade(tmp_path_factory):
+def raw_files(tmp_path_factory) -> Callable[..., Path]:
+    """The one factory of raw input files, each set made once per session and shared:
+    `raw_files("handmade")`, or `raw_files("sample", scale=0.002, seed=5)` (msd_sample).
+    Returns the raw folder; a test that changes or fingerprints files copies it (copy_raw)."""
+    made: dict[tuple, Path] = {}
+
+    def make(kind: str, scale: float = 0.0005, seed: int = 11) -> Path:
+        key = (kind,) if kind == "handmade" else (kind, scale, seed)
+        if key not in made:
+            raw_dir = tmp_path_factory.mktemp("-".join(map(str, key))) / "raw"
+            if kind == "handmade":
+                write_handmade(raw_dir)
+            else:
+                write_sample(raw_dir, scale=scale, seed=seed)
+            made[key] = raw_dir
+        return made[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def handmade(raw_files):
     """Handmade raw files (`raw/`) and the notebook port's deliverables on them (`notebook/`)."""
-    root = tmp_path_factory.mktemp("handmade")
-    write_handmade(root / "raw")
+    root = raw_files("handmade").parent
     run_notebook(root / "raw", root / "notebook", processes=1)
     return root
 
 
 @pytest.fixture(scope="session")
-def sample(tmp_path_factory):
+def sample(raw_files):
     """Small generated raw files (`raw/`) and the notebook port's deliverables (`notebook/`)."""
-    root = tmp_path_factory.mktemp("sample")
-    write_sample(root / "raw", scale=0.0005, seed=11)
+    root = raw_files("sample", scale=0.0005, seed=11).parent
     run_notebook(root / "raw", root / "notebook", processes=2)
     return root
+
+
+@pytest.fixture
+def luigid(tmp_path) -> Iterator[Luigid]:
+    """A real luigid on a free loopback port, state and logs in tmp_path; stopped at the end."""
+    with running_luigid(tmp_path / "luigid") as server:
+        yield server
+
+
+@pytest.fixture
+def builds(tmp_path) -> Iterator[Callable[..., Build]]:
+    """`builds(...)` makes a `Build` (cwd defaults to tmp_path); its runs are killed at teardown."""
+    made: list[Build] = []
+
+    def make(**kwargs) -> Build:
+        build = Build(**{"cwd": tmp_path, **kwargs})
+        made.append(build)
+        return build
+
+    yield make
+    for build in made:
+        for run in build.started:
+            if run.process.poll() is None:
+                run.kill_group()
 
 
 def copy_raw(source: Path, tmp_path: Path) -> Path:
@@ -115,7 +160,13 @@ PROCESS_MODULES = {  # real `luigi`/`luigid` processes, signals, kills
     "test_readme_luigid",
     "test_scheduler",
 }
-GRAPH_FIXTURES = {"pipeline_in", "handmade", "sample", "busy_sample"}  # whole Luigi builds
+GRAPH_FIXTURES = {
+    "pipeline_in",
+    "handmade",
+    "sample",
+    "raw_files",
+    "busy_sample",
+}  # whole Luigi builds
 
 
 def pytest_collection_modifyitems(items):

@@ -24,8 +24,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
@@ -139,12 +137,6 @@ def running_luigid(folder: Path, timeout: float = 30.0) -> Iterator[Luigid]:
         yield server
     finally:
         stop_process(server.process)
-
-
-@pytest.fixture
-def luigid(tmp_path) -> Iterator[Luigid]:
-    with running_luigid(tmp_path / "luigid") as server:
-        yield server
 
 
 @dataclass
@@ -269,20 +261,3 @@ class Run:
         self.process.wait(30)
         if self.finished is None:
             self.finished = time.monotonic()
-
-
-@pytest.fixture
-def builds(tmp_path) -> Iterator[type[Build]]:
-    """`builds(...)` makes a `Build` (cwd defaults to tmp_path); its runs are killed at teardown."""
-    made: list[Build] = []
-
-    def make(**kwargs) -> Build:
-        build = Build(**{"cwd": tmp_path, **kwargs})
-        made.append(build)
-        return build
-
-    yield make
-    for build in made:
-        for run in build.started:
-            if run.process.poll() is None:
-                run.kill_group()

@@ -12,6 +12,8 @@ import contextlib
 import ctypes
 import json
 import os
+import re
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,25 +25,21 @@ import pyarrow.parquet as pq
 import pytest
 import scipy.sparse
 
-from msd_tasks.sample import write_sample
 from tests.deliverable_compare import assert_deliverables_match
-from tests.handmade_data import write_handmade
 from tests.notebook_port import run_notebook
 
 if TYPE_CHECKING:
     from tests.luigid import Run
 
-pytest_plugins = ["tests.luigid"]  # the builds fixture
 
 SIX = ["user_mapping.h5", "song_mapping.h5", "train_sparse.npz", "test_sparse.npz"]
 SIX += ["song_df.h5", "user_df.h5"]
 
 
 @pytest.fixture(scope="module")
-def busy_sample(tmp_path_factory):
+def busy_sample(raw_files):
     """Generated raw files (scale 0.01) and the notebook port's deliverables on them."""
-    root = tmp_path_factory.mktemp("sample")
-    write_sample(root / "raw", scale=0.01, seed=7)
+    root = raw_files("sample", scale=0.01, seed=7).parent
     run_notebook(root / "raw", root / "notebook", processes=2)
     return root
 
@@ -61,8 +59,8 @@ def shard_markers(checkpoint_dir: Path) -> dict[int, int]:
     markers = {}
     for marker in (checkpoint_dir / "PerUserMusic").rglob("_SUCCESS"):
         if not is_temporary(marker, checkpoint_dir):
-            shard = next(p for p in marker.parts if p.startswith("shard="))
-            markers[int(shard.removeprefix("shard="))] = marker.stat().st_mtime_ns
+            shard = re.search(r"(?:^|,)shard=(\d+)(?:,|$)", marker.parent.parent.name)
+            markers[int(shard.group(1))] = marker.stat().st_mtime_ns
     return markers
 
 
@@ -79,7 +77,7 @@ def shard_in_checkpoint(checkpoint_dir: Path, shard: int | None = None) -> bool:
     """A PerUserMusic shard (any, or `shard`) has written user_rows.parquet into its temporary
     folder."""
     return any(
-        shard is None or f"shard={shard}" in path.parts
+        shard is None or f"shard={shard}" in path.parent.parent.name.split(",")
         for path in shards_mid_checkpoint(checkpoint_dir)
     )
 
@@ -102,9 +100,8 @@ def snapshot(*roots: Path) -> dict[str, tuple[int, int]]:
     }
 
 
-def test_second_copy_exits_already_running_and_touches_nothing(builds, tmp_path):
-    raw_dir = tmp_path / "raw"
-    write_handmade(raw_dir)
+def test_second_copy_exits_already_running_and_touches_nothing(raw_files, builds, tmp_path):
+    raw_dir = raw_files("handmade")
     build = builds(
         raw_dir=raw_dir,
         checkpoint_dir=tmp_path / "checkpoints",
@@ -252,9 +249,9 @@ def check_after_kill(sample: Path, builds, folders: dict[str, Path]) -> None:
     assert not temporaries(checkpoints)
 
 
-def test_failed_rebuild_keeps_the_previous_deliverables(builds, tmp_path):
+def test_failed_rebuild_keeps_the_previous_deliverables(raw_files, builds, tmp_path):
     raw_dir = tmp_path / "raw"
-    write_handmade(raw_dir)
+    shutil.copytree(raw_files("handmade"), raw_dir)  # the rebuild edits it
     folders = {
         "raw_dir": raw_dir,
         "checkpoint_dir": tmp_path / "checkpoints",

@@ -27,12 +27,9 @@ import pyarrow.parquet as pq
 import pytest
 import scipy.sparse
 
-from msd_tasks.sample import write_sample
-
 if TYPE_CHECKING:
     from tests.luigid import Build, Run
 
-pytest_plugins = ["tests.luigid"]  # the builds fixture
 
 KIB = 1024
 TASK_FAILED = 30  # [retcode] task_failed in tests/luigid.py's luigi.cfg
@@ -62,11 +59,9 @@ HDF5 = FullDisk(
 
 
 @pytest.fixture(scope="module")
-def raw_dir(tmp_path_factory) -> Path:
+def raw_dir(raw_files) -> Path:
     """Generated raw files (scale 0.002, about 7 MB), read by every build of this module."""
-    root = tmp_path_factory.mktemp("full_disk_sample")
-    write_sample(root / "raw", scale=0.002, seed=3)
-    return root / "raw"
+    return raw_files("sample", scale=0.002, seed=3)
 
 
 # A python that ignores SIGXFSZ (so that a write past the limit fails with EFBIG instead of

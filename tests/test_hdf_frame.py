@@ -20,7 +20,6 @@ import tables
 from msd_tasks.errors import InputError
 from msd_tasks.stages.hdf_frame import read_frame
 from msd_tasks.stages.songs import read_msd
-from tests.handmade_data import write_handmade
 
 MSD = "full_msd_with_audio_features.h5"
 
@@ -43,9 +42,8 @@ def write_frame(path: Path, frame: pd.DataFrame, key: str = "df", **options) -> 
 
 
 @pytest.fixture
-def msd_frame(tmp_path) -> pd.DataFrame:
-    write_handmade(tmp_path / "raw")
-    return pd.read_hdf(tmp_path / "raw" / MSD, key="df")
+def msd_frame(raw_files) -> pd.DataFrame:
+    return pd.read_hdf(raw_files("handmade") / MSD, key="df")
 
 
 @pytest.mark.parametrize("object_columns", [True, False])

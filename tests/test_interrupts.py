@@ -34,12 +34,10 @@ from msd_tasks.formats import raw
 from msd_tasks.graph.base import graph_tasks
 from msd_tasks.graph.build import DELIVERABLES, Publish
 from msd_tasks.graph.interrupts import STOP_SECONDS
-from msd_tasks.sample import write_sample
 
 if TYPE_CHECKING:
     from tests.luigid import Build, Run
 
-pytest_plugins = ["tests.luigid"]  # the builds fixture
 
 REPO = Path(__file__).resolve().parent.parent
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -429,9 +427,9 @@ def half_renamed(moments, build, before) -> bool:
     )
 
 
-def test_interrupts_at_moments_spread_over_a_rebuild(builds, tmp_path, monkeypatch):
+def test_interrupts_at_moments_spread_over_a_rebuild(raw_files, builds, tmp_path, monkeypatch):
     raw_dir, out = tmp_path / "raw", tmp_path / "out"
-    write_sample(raw_dir, scale=0.005, seed=5)
+    shutil.copytree(raw_files("sample", scale=0.005, seed=5), raw_dir)  # the rebuild edits it
     (tmp_path / "modules").mkdir()
     (tmp_path / "modules" / "slow_publish.py").write_text(SLOW_PUBLISH_MODULE)
     paths = [str(tmp_path / "modules"), *filter(None, [os.environ.get("PYTHONPATH")])]

@@ -9,7 +9,6 @@ import pytest
 
 from msd_tasks.errors import InputError
 from msd_tasks.formats.raw import RAW_FILES, TRIPLET_KINDS
-from msd_tasks.sample import write_sample
 from msd_tasks.stages.mismatches import read_mismatched_songs
 from tests.deliverable_compare import assert_deliverables_match
 from tests.notebook_port import run_notebook
@@ -33,9 +32,10 @@ def test_a_line_of_another_shape_is_named(tmp_path):
         read_mismatched_songs(path)
 
 
-def test_dropping_mismatches_equals_the_notebook_without_their_lines(tmp_path, pipeline_in):
-    raw_dir = tmp_path / "raw"
-    write_sample(raw_dir, scale=0.0005, seed=5)
+def test_dropping_mismatches_equals_the_notebook_without_their_lines(
+    raw_files, tmp_path, pipeline_in
+):
+    raw_dir = raw_files("sample", scale=0.0005, seed=5)
     dropped = set(read_mismatched_songs(raw_dir / "sid_mismatches.txt").to_pylist())
 
     filtered = tmp_path / "filtered"

@@ -25,9 +25,7 @@ from msd_tasks.report.figures import short_count
 from msd_tasks.report.numbers import ReportError
 from msd_tasks.report.page import render_report
 from msd_tasks.report.summary import BuildSummary
-from msd_tasks.sample import write_sample
 from msd_tasks.stages.music import DIMENSIONS, FEATURES
-from tests.handmade_data import write_handmade
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 VOID_TAGS = {"meta", "img", "br", "hr", "link", "input"}
@@ -170,12 +168,10 @@ def songs_without_features(output_dir: Path) -> int:
 @pytest.mark.parametrize(
     ("raw", "scaling", "hostile"), [("sample", "raw", True), ("handmade", "zscore", False)]
 )
-def test_report_numbers_match_the_deliverables(pipeline_in, tmp_path, raw, scaling, hostile):
-    raw_dir = tmp_path / "raw"
-    if raw == "sample":
-        write_sample(raw_dir, scale=0.0005, seed=3)
-    else:
-        write_handmade(raw_dir)
+def test_report_numbers_match_the_deliverables(
+    raw_files, pipeline_in, tmp_path, raw, scaling, hostile
+):
+    raw_dir = raw_files(raw, scale=0.0005, seed=3)
     pipeline = pipeline_in(raw_dir)
     pipeline.build_ok(music_scaling=scaling)
     summary = summary_of(pipeline, music_scaling=scaling)
@@ -232,9 +228,8 @@ def test_report_numbers_match_the_deliverables(pipeline_in, tmp_path, raw, scali
 
 
 @pytest.fixture
-def built(pipeline_in, tmp_path):
-    write_handmade(tmp_path / "raw")
-    pipeline = pipeline_in(tmp_path / "raw")
+def built(raw_files, pipeline_in):
+    pipeline = pipeline_in(raw_files("handmade"))
     pipeline.build_ok()
     return pipeline
 

@@ -1,4 +1,4 @@
-"""Tests of msd_tasks.sample: exact raw formats, edge cases, determinism and scaling."""
+"""Tests of msd_sample: exact raw formats, edge cases, determinism and scaling."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from msd_tasks import sample
+import msd_sample as sample
+from msd_sample.sizes import FEATURE_COLUMNS, GENRE_COUNTS, H5_COLUMNS, sizes_for
 from msd_tasks.formats.raw import RAW_FILES
+from msd_tasks.stages.text import BYTE_LITERAL_COLUMNS
 
 TRIPLET_LINE = re.compile(rb"[0-9a-f]{40}\tSO[A-Z0-9]{16}\t[1-9][0-9]*")
 TRACK_ID = re.compile(r"TR[A-Z0-9]{16}")
@@ -63,7 +65,7 @@ def triplets(out: Path, key: str) -> list[tuple[str, str, int]]:
 @pytest.fixture(scope="module")
 def catalog(out: Path) -> pd.DataFrame:
     frame = pd.read_hdf(out / RAW_FILES["msd"], "df")
-    for column in sample.BYTES_LITERAL_COLUMNS:
+    for column in BYTE_LITERAL_COLUMNS:
         frame[column] = [ast.literal_eval(text).decode("utf-8") for text in frame[column]]
     return frame
 
@@ -102,8 +104,8 @@ def test_genre_lines_are_track_tab_known_label_sorted_by_track(out: Path) -> Non
     assert all(row.count("\t") == 1 for row in rows)
     tracks, labels = zip(*(row.split("\t") for row in rows), strict=True)
     assert all(TRACK_ID.fullmatch(track) for track in tracks)
-    assert set(labels) == set(sample.GENRE_COUNTS)
-    assert len(sample.GENRE_COUNTS) == 21
+    assert set(labels) == set(GENRE_COUNTS)
+    assert len(GENRE_COUNTS) == 21
     assert list(tracks) == sorted(tracks)
     assert Counter(labels).most_common(1)[0][0] == "Pop_Rock"
 
@@ -113,17 +115,17 @@ def test_h5_is_fixed_format_frame_with_the_25_columns_in_order(out: Path) -> Non
         assert store.keys() == ["/df"]
         assert not store.get_storer("df").is_table
         frame = store["df"]
-    assert list(frame.columns) == sample.H5_COLUMNS
-    assert len(sample.H5_COLUMNS) == 25
+    assert list(frame.columns) == H5_COLUMNS
+    assert len(H5_COLUMNS) == 25
     for column in INT_COLUMNS:
         assert frame[column].dtype == np.int64, column
-    for column in ["song_hotttnesss", *sample.FEATURE_COLUMNS]:
+    for column in ["song_hotttnesss", *FEATURE_COLUMNS]:
         assert frame[column].dtype == np.float64, column
 
 
 def test_h5_text_columns_hold_bytes_literals_of_utf8(out: Path) -> None:
     frame = pd.read_hdf(out / RAW_FILES["msd"], "df")
-    for column in sample.BYTES_LITERAL_COLUMNS:
+    for column in BYTE_LITERAL_COLUMNS:
         for text in frame[column]:
             assert isinstance(text, str) and text[:2] in ("b'", 'b"'), (column, text)
             value = ast.literal_eval(text)
@@ -138,7 +140,7 @@ def test_h5_ids_and_value_ranges(catalog: pd.DataFrame) -> None:
     assert catalog["track_id"].is_unique
     spotify = catalog["spotify_id"].dropna()
     assert spotify.map(lambda s: bool(SPOTIFY_ID.fullmatch(s))).all()
-    features = catalog[sample.FEATURE_COLUMNS].dropna()
+    features = catalog[FEATURE_COLUMNS].dropna()
     assert features[UNIT_FEATURES].ge(0).all().all() and features[UNIT_FEATURES].le(1).all().all()
     assert features["loudness"].between(-35, 0).all()
     assert features["tempo"].between(60, 200).all()
@@ -188,10 +190,10 @@ def test_h5_has_empty_mbids_and_missing_values(catalog: pd.DataFrame) -> None:
     assert (catalog["artist_mbid"] == "").any()
     assert catalog["song_hotttnesss"].isna().any()
     assert catalog["spotify_id"].isna().any()
-    no_features = catalog[sample.FEATURE_COLUMNS].isna().all(axis=1)
-    some_features = catalog[sample.FEATURE_COLUMNS].isna().any(axis=1)
+    no_features = catalog[FEATURE_COLUMNS].isna().all(axis=1)
+    some_features = catalog[FEATURE_COLUMNS].isna().any(axis=1)
     assert no_features.any() and (no_features == some_features).all()
-    assert catalog.loc[catalog["spotify_id"].isna(), sample.FEATURE_COLUMNS].isna().all().all()
+    assert catalog.loc[catalog["spotify_id"].isna(), FEATURE_COLUMNS].isna().all().all()
     assert 0 < no_features.mean() < 0.15
 
 
@@ -289,7 +291,7 @@ def test_counts_scale_linearly(tmp_path: Path) -> None:
 
 
 def test_real_scale_sizes() -> None:
-    sizes = sample.sizes_for(1.0)
+    sizes = sizes_for(1.0)
     assert (sizes.h5_rows, sizes.h5_songs, sizes.genre_lines) == (447_499, 426_545, 422_714)
     assert (sizes.train_lines, sizes.train_users) == (48_373_586, 1_019_318)
     assert (sizes.test_users, sizes.visible_lines, sizes.hidden_lines) == (
@@ -300,7 +302,7 @@ def test_real_scale_sizes() -> None:
 
 
 def test_tiny_scale_keeps_minimums() -> None:
-    sizes = sample.sizes_for(0.00001)
+    sizes = sizes_for(0.00001)
     assert sizes.train_users >= 20 and sizes.test_users >= 20 and sizes.h5_rows >= 50
 
 

@@ -16,14 +16,12 @@ import pandas as pd
 import scipy.sparse
 
 from msd_tasks.formats.parquet import parquet_metadata
-from msd_tasks.sample import write_sample
 from tests.conftest import copy_raw
 from tests.deliverable_compare import assert_deliverables_match
 
 if TYPE_CHECKING:
     from tests.luigid import Luigid
 
-pytest_plugins = ["tests.luigid"]  # the luigid and builds fixtures
 
 # Every family of the graph (BuildAll may add more downstream, e.g. a report).
 FAMILIES = {
@@ -170,10 +168,9 @@ def assert_same_six(expected: Path, actual: Path) -> None:
             assert not differ, f"{name}: columns {differ} differ"
 
 
-def test_two_processes_share_one_luigid(luigid, builds, tmp_path):
+def test_two_processes_share_one_luigid(raw_files, luigid, builds, tmp_path):
     """Two `luigi` processes (two machines) on one luigid and one shared checkpoint folder."""
-    raw_dir = tmp_path / "raw"
-    write_sample(raw_dir, scale=0.002, seed=5)
+    raw_dir = raw_files("sample", scale=0.002, seed=5)
     shared = {
         "raw_dir": raw_dir,
         "checkpoint_dir": tmp_path / "checkpoints",

@@ -47,11 +47,11 @@ def msd_frame(raw_files) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("object_columns", [True, False])
-def test_reads_what_pandas_reads(msd_frame, tmp_path, object_columns):
+def test_reads_what_pandas_reads(raw_files, msd_frame, tmp_path, object_columns):
     # The handmade file holds one block of several object columns (as pandas 1 and 2 write);
     # pandas 3 writes each text column as a block of its own.
     if object_columns:
-        path = tmp_path / "raw" / MSD
+        path = raw_files("handmade") / MSD
     else:
         path = write_frame(tmp_path / "copy.h5", msd_frame)
     expected = pd.read_hdf(path, key="df").reset_index(drop=True)

@@ -107,8 +107,9 @@ def gc_paused() -> Iterator[None]:
     """No cyclic garbage collection inside the block; the collector's state is restored after.
 
     The collector runs every few hundred new container objects and, now and then, walks all of
-    them: building 1.1M lists for user_df.h5 took 4.2 s with it and 1.3 to 2.0 s without. Only
-    for blocks that make objects which live on (or die by reference counting), not cycles.
+    them: building the 1.1M lists of user_df.h5 is 4x faster without it (benchmarks/RESULTS.md,
+    "Design measurements"). Only for blocks that make objects which live on (or die by
+    reference counting), not cycles.
     """
     collecting = gc.isenabled()
     gc.disable()

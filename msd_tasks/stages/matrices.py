@@ -28,10 +28,10 @@ def play_matrix(
 ) -> sp.csr_matrix:
     """The notebook's `coo_matrix(...).tocsr()`: repeated (song, user) pairs are summed.
 
-    Measured against building users x songs and transposing, this direct path was faster
-    (2.3 s against 3.8 s for 48M plays) and is the notebook's own, so it stays.
+    Faster at full size than building users x songs and transposing (benchmarks/RESULTS.md,
+    "Design measurements"), and the notebook's own.
     """
-    import scipy.sparse as sp  # only this task needs it: the scheduler process starts faster
+    import scipy.sparse as sp  # only the matrices need it
 
     coo = sp.coo_matrix((play_count.astype(np.float32), (song_index, user_index)), shape=shape)
     matrix = coo.tocsr()
@@ -48,7 +48,8 @@ def play_matrix(
 
 
 def save_matrix(matrix: sp.csr_matrix, file: BinaryIO) -> None:
-    """Uncompressed npz: `load_npz` reads it the same way, and deflating 400 MB costs ~15 s."""
+    """Uncompressed npz: `load_npz` reads it the same way, and deflating it costs far more
+    than it saves (benchmarks/RESULTS.md, "Design measurements")."""
     import scipy.sparse as sp
 
     sp.save_npz(file, matrix, compressed=False)

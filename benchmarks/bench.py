@@ -1,7 +1,9 @@
-"""Benchmark BuildAll (cold, then warm) and optionally the notebook port on generated MSD samples.
+"""Benchmark BuildAll (cold, then warm) on generated MSD samples, optionally side by side with
+the notebook port and with a plain DuckDB script (benchmarks/peers/duckdb_build.py).
 
-Run from the repository root: `python -m benchmarks.bench --scale 0.01 --scale 0.1 --vs-notebook
---markdown benchmarks/RESULTS.md` (see `--help`); every figure is measured by `benchmarks.measure`.
+Run from the repository root: `python -m benchmarks.bench --scale 0.1 --scale 1.0 --vs-notebook
+--vs-peer --markdown benchmarks/RESULTS.md` (see `--help`); every figure is measured by
+`benchmarks.measure`.
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ import scipy.sparse
 
 from benchmarks import tables
 from benchmarks.measure import Measurement, measure
+from benchmarks.peers.compare import differences
 from msd_tasks.formats import raw
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = 0
 NOTEBOOK_MAX_SCALE = 0.2  # the notebook needs about 75 GB at scale 1.0
 STDERR_TAIL = 60  # lines of stderr (without Luigi DEBUG lines) shown when a command fails
-PACKAGES = ("luigi", "pandas", "numpy", "scipy", "pyarrow", "tables", "psutil")
+PACKAGES = ("luigi", "pandas", "numpy", "scipy", "pyarrow", "tables", "psutil", "duckdb")
 # `[pid 7213] Worker Worker(salt=..., pid=7200) running   JoinPlays(n_shards=8, ...)`
 TASK_LINE = re.compile(r"\[pid (\d+)\] Worker (Worker\(.*?\)) (running|done)\s+(\w+)\((.*)\)\s*$")
 WORKER_PID = re.compile(r"pid=(\d+)\)$")
@@ -81,6 +84,7 @@ class Outputs:
 @dataclass
 class ScaleResult:
     scale: float
+    join_share: float | None  # the generator's --join-share; None: its default, as real data
     raw_source: str  # "generated", "reused" (an earlier generation) or "given" (--raw-dir-for)
     triplets: int  # lines in the three triplet files
     generation: Run | None  # None unless generated in this run
@@ -96,6 +100,9 @@ class ScaleResult:
     notebook_note: str  # why the notebook did not run, if it did not
     notebook_walls: list[float]  # every notebook run, in the order run
     notebook_peaks: list[int]
+    peer_walls: list[float]  # the DuckDB script's runs, each right after a cold BuildAll run
+    peer_peaks: list[int]
+    peer_differences: list[str]  # how its deliverables differ from BuildAll's (none: the same)
 
 
 @dataclass
@@ -127,7 +134,7 @@ def as_run(measurement: Measurement) -> Run:
 
 
 def prepare_raw(
-    scale: float, scale_dir: Path, given: Path | None, regenerate: bool
+    scale: float, scale_dir: Path, given: Path | None, args: argparse.Namespace
 ) -> tuple[Path, str, Run | None]:
     """The raw folder for `scale`: given, reused if an earlier generation finished, or generated."""
     if given is not None:
@@ -135,7 +142,7 @@ def prepare_raw(
             raise BenchmarkError(f"raw files missing: {', '.join(map(str, missing))}")
         return given, "given", None
     raw_dir, done = scale_dir / "raw", scale_dir / "counts.json"
-    if done.exists() and not regenerate:
+    if done.exists() and not args.regenerate:
         recorded = json.loads(done.read_text())
         if recorded.get("fingerprints") == raw.fingerprints(raw_dir):
             return raw_dir, "reused", None
@@ -143,6 +150,8 @@ def prepare_raw(
     shutil.rmtree(raw_dir, ignore_errors=True)
     command = [sys.executable, "-m", "msd_sample", "--out", str(raw_dir)]
     command += ["--scale", str(scale), "--seed", str(SEED)]
+    if args.join_share is not None:
+        command += ["--join-share", str(args.join_share)]
     generation = as_run(run_measured(command, f"the sample generator at scale {scale}"))
     record = {"scale": scale, "seed": SEED, "fingerprints": raw.fingerprints(raw_dir)}
     done.write_text(json.dumps(record, indent=2))
@@ -240,18 +249,27 @@ def median_run(runs: list[Measurement]) -> Measurement:
 def bench_scale(
     scale: float, data_dir: Path, args: argparse.Namespace, given: Path | None
 ) -> ScaleResult:
-    scale_dir = data_dir / f"scale-{scale}"
+    share = "" if args.join_share is None else f"-join-{args.join_share}"
+    scale_dir = data_dir / f"scale-{scale}{share}"
     scale_dir.mkdir(parents=True, exist_ok=True)
     print(f"scale {scale}: sample data", flush=True)
-    raw_dir, raw_source, generation = prepare_raw(scale, scale_dir, given, args.regenerate)
+    raw_dir, raw_source, generation = prepare_raw(scale, scale_dir, given, args)
     command = build_all_command(raw_dir, scale_dir, args.workers)
-    colds = []
+    peer_command = [sys.executable, "-m", "benchmarks.peers.duckdb_build", str(raw_dir)]
+    peer_command += [str(scale_dir / "peer"), "--threads", str(args.workers)]
+    colds, peers, peer_differences = [], [], []
     for run in range(1, args.cold_runs + 1):
         print(f"scale {scale}: BuildAll, cold ({run} of {args.cold_runs})", flush=True)
         for folder in ("checkpoints", "output"):
             shutil.rmtree(scale_dir / folder, ignore_errors=True)
             (scale_dir / folder).mkdir()
         colds.append(run_measured(command, f"BuildAll (cold, scale {scale})"))
+        if args.vs_peer:  # interleaved: a slow phase of the machine hits both alike
+            print(f"scale {scale}: DuckDB script ({run} of {args.cold_runs})", flush=True)
+            shutil.rmtree(scale_dir / "peer", ignore_errors=True)
+            peers.append(run_measured(peer_command, f"the DuckDB script at scale {scale}"))
+    if args.vs_peer:
+        peer_differences = differences(scale_dir / "output", scale_dir / "peer")
     cold = median_run(colds)
     print(f"scale {scale}: BuildAll, warm", flush=True)
     warm = run_measured(command, f"BuildAll (warm, scale {scale})")
@@ -273,6 +291,7 @@ def bench_scale(
     triplet_files = [raw.raw_path(raw_dir, kind) for kind in raw.TRIPLET_KINDS]
     return ScaleResult(
         scale=scale,
+        join_share=args.join_share,
         raw_source=raw_source,
         triplets=sum(count_lines(path) for path in triplet_files),
         generation=generation,
@@ -288,6 +307,9 @@ def bench_scale(
         notebook_note=note,
         notebook_walls=[run.wall_seconds for run in notebooks],
         notebook_peaks=[run.peak_tree_bytes for run in notebooks],
+        peer_walls=[run.wall_seconds for run in peers],
+        peer_peaks=[run.peak_tree_bytes for run in peers],
+        peer_differences=peer_differences,
     )
 
 
@@ -344,6 +366,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--vs-notebook",
         action="store_true",
         help="also run tests/notebook_port.py (at scales <= 0.2)",
+    )
+    parser.add_argument(
+        "--vs-peer",
+        action="store_true",
+        help="after each cold BuildAll run, run the plain DuckDB script on the same data "
+        "(benchmarks/peers/duckdb_build.py) and check that it wrote the same deliverables",
+    )
+    parser.add_argument(
+        "--join-share",
+        type=float,
+        help="generate data where this share of the plays survive the join (msd_sample "
+        "--join-share; default: as the real files, about 0.36)",
     )
     parser.add_argument(
         "--data-dir", type=Path, default=Path("data/bench"), help="default data/bench"

@@ -22,6 +22,8 @@ WARM_SECONDS = 5.0
 NOTEBOOK_SCALE = 0.1
 NOTEBOOK_SPEEDUP = 25.0
 NOTEBOOK_MEMORY = 5.0
+PEER_RATIO = 0.75  # BuildAll's best cold wall / the DuckDB script's best, at full scale
+PEER_PEAK_BYTES = 3e9
 LINEAR_SLACK = 1.2  # per-triplet cost may grow by this factor from one scale to the next
 
 Table = tuple[str, list[str], list[list[str]]]  # title, headers, rows
@@ -68,6 +70,18 @@ def notebook_ratios(result: ScaleResult) -> tuple[float, float] | None:
         ratio(result.notebook.wall_seconds, result.cold.wall_seconds),
         ratio(notebook_peak(result), cold_peak(result)),
     )
+
+
+def peer_ratio(result: ScaleResult) -> float | None:
+    """Best cold BuildAll wall / best DuckDB script wall (None without the peer)."""
+    if not result.peer_walls:
+        return None
+    return ratio(min(result.cold_walls), min(result.peer_walls))
+
+
+def data_name(result: ScaleResult) -> str:
+    share = "" if result.join_share is None else f", join share {result.join_share}"
+    return f"scale {result.scale}{share}"
 
 
 def status(ok: bool) -> str:
@@ -138,6 +152,34 @@ def notebook_targets(results: Results) -> list[Target]:
     ]
 
 
+def peer_targets(results: Results) -> list[Target]:
+    """At full scale, on every kind of data run: BuildAll at most PEER_RATIO x the DuckDB script
+    (best of the interleaved runs), with a peak of at most PEER_PEAK_BYTES, and the same
+    deliverables."""
+    targets = []
+    for result in results.scales:
+        if result.scale != FULL_SCALE or not result.peer_walls:
+            continue
+        name = (
+            f"cold BuildAll at {data_name(result)}: wall <= {PEER_RATIO}x the DuckDB script's "
+            f"(best of {len(result.peer_walls)}, interleaved), peak <= {PEER_PEAK_BYTES / 1e9:.0f} "
+            "GB, same deliverables"
+        )
+        value = peer_ratio(result)
+        peak = cold_peak(result)
+        same = "same deliverables" if not result.peer_differences else "DIFFERENT deliverables"
+        measured = (
+            f"{seconds(min(result.cold_walls))} s / {seconds(min(result.peer_walls))} s = "
+            f"{value:.2f}x; peak {megabytes(peak)} MB; {same}"
+        )
+        ok = value <= PEER_RATIO and peak <= PEER_PEAK_BYTES and not result.peer_differences
+        targets.append(Target(name, measured, status(ok)))
+    if not targets:
+        name = f"cold BuildAll at scale {FULL_SCALE}: wall <= {PEER_RATIO}x the DuckDB script's"
+        targets.append(Target(name, "--vs-peer not run at full scale", "not assessed"))
+    return targets
+
+
 def linear_targets(results: Results) -> list[Target]:
     """Cost per million triplets must not grow (beyond LINEAR_SLACK) from one scale to the next."""
     measures = {
@@ -168,6 +210,7 @@ def targets(results: Results) -> list[Target]:
         *full_scale_targets(results),
         *warm_targets(results),
         *notebook_targets(results),
+        *peer_targets(results),
         *linear_targets(results),
     ]
 
@@ -204,7 +247,7 @@ def cold_rows(result: ScaleResult) -> list[list[str]]:
 
 
 def scale_tables(result: ScaleResult) -> list[Table]:
-    scale = result.scale
+    scale = data_name(result).capitalize()
     warm_note = "ran " + (", ".join(result.warm_ran) or "no task")
     runs = [
         run_row("sample data", result.generation, result.raw_source),
@@ -215,6 +258,13 @@ def scale_tables(result: ScaleResult) -> list[Table]:
                 "notebook port", result.notebook, result.notebook_walls, result.notebook_peaks, ""
             )
             or [run_row("notebook port", None, result.notebook_note)]
+        ),
+        *repeated_rows(
+            "DuckDB script",
+            None,
+            result.peer_walls,
+            result.peer_peaks,
+            "; ".join(result.peer_differences) or "same deliverables as BuildAll",
         ),
     ]
     tasks = [
@@ -243,20 +293,24 @@ def scale_tables(result: ScaleResult) -> list[Table]:
         ["test_sparse.npz nonzeros", f"{out.test_nnz:,}"],
     ]
     tables: list[Table] = [
-        (f"Scale {scale}: runs", ["run", "wall s", "peak MB", "note"], runs),
+        (f"{scale}: runs", ["run", "wall s", "peak MB", "note"], runs),
         (
-            f"Scale {scale}: cold BuildAll per task",
+            f"{scale}: cold BuildAll per task",
             ["task", "n", "start s", "wall s (sum)", "max wall s", "peak MB (max)"],
             tasks,
         ),
-        (f"Scale {scale}: outputs", ["quantity", "value"], outputs),
+        (f"{scale}: outputs", ["quantity", "value"], outputs),
     ]
     if ratios := notebook_ratios(result):
         rows = [
             ["wall: notebook / BuildAll cold", f"{ratios[0]:.1f}x"],
             ["peak: notebook / BuildAll cold", f"{ratios[1]:.1f}x"],
         ]
-        tables.append((f"Scale {scale}: notebook port vs BuildAll", ["ratio", "value"], rows))
+        tables.append((f"{scale}: notebook port vs BuildAll", ["ratio", "value"], rows))
+    if (value := peer_ratio(result)) is not None:
+        rows = [["wall: BuildAll cold / DuckDB script, best of each", f"{value:.2f}x"]]
+        title = f"{data_name(result).capitalize()}: BuildAll vs the DuckDB script"
+        tables.append((title, ["ratio", "value"], rows))
     return tables
 
 
@@ -271,7 +325,7 @@ def summary_table(results: Results) -> Table:
         ratios = notebook_ratios(result)
         rows.append(
             [
-                str(result.scale),
+                data_name(result).removeprefix("scale "),
                 f"{result.triplets:,}",
                 seconds(result.cold.wall_seconds),
                 megabytes(cold_peak(result)),

@@ -18,6 +18,7 @@ from msd_sample.catalogue import catalog_frame, msd_ids, user_ids, write_genres,
 from msd_sample.plays import draw_eval_split, make_universe, write_eval, write_train
 from msd_sample.sizes import (
     FEATURE_COLUMNS,
+    PLAYS_IN_H5_SHARE,
     REAL_MISMATCHES,
     TEST_USERS_IN_TRAIN,
     TRAIN_DUPLICATE_LINES,
@@ -28,8 +29,17 @@ from msd_tasks.formats.raw import OPTIONAL_FILES, RAW_FILES
 # --- entry points ------------------------------------------------------------------------
 
 
-def write_sample(out_dir: str | Path, scale: float = 0.001, seed: int = 0) -> dict[str, float]:
-    """Write the five raw MSD inputs under ``out_dir``; returns counts of what was written."""
+def write_sample(
+    out_dir: str | Path,
+    scale: float = 0.001,
+    seed: int = 0,
+    join_share: float = PLAYS_IN_H5_SHARE,
+) -> dict[str, float]:
+    """Write the five raw MSD inputs under ``out_dir``; returns counts of what was written.
+
+    `join_share`: about that share of the plays are of catalogue songs, so survive the join
+    (the real files: about 0.36; a higher share gives users longer tails after the join).
+    """
     out = Path(out_dir)
     (out / RAW_FILES["visible"]).parent.mkdir(parents=True, exist_ok=True)
     sizes = sizes_for(scale)
@@ -48,7 +58,9 @@ def write_sample(out_dir: str | Path, scale: float = 0.001, seed: int = 0) -> di
         genre_rng, out / RAW_FILES["genres"], tracks[: sizes.h5_rows], tracks[sizes.h5_rows :]
     )
 
-    universe = make_universe(universe_rng, songs[: sizes.played_in_h5], songs[sizes.h5_songs :])
+    universe = make_universe(
+        universe_rng, songs[: sizes.played_in_h5], songs[sizes.h5_songs :], join_share
+    )
     ids = user_ids(user_rng, sizes.train_users + sizes.test_users)
     train_ids, test_ids = ids[: sizes.train_users], ids[sizes.train_users :]
     shared = user_rng.choice(sizes.test_users, TEST_USERS_IN_TRAIN, replace=False)
@@ -109,8 +121,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--scale", type=float, default=0.001, help="1.0 gives the real sizes")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--join-share",
+        type=float,
+        default=PLAYS_IN_H5_SHARE,
+        help=f"share of plays of catalogue songs (default {PLAYS_IN_H5_SHARE}, as the real files)",
+    )
     args = parser.parse_args(argv)
-    counts = write_sample(args.out, scale=args.scale, seed=args.seed)
+    counts = write_sample(args.out, scale=args.scale, seed=args.seed, join_share=args.join_share)
     print(f"wrote the MSD sample (scale {args.scale}, seed {args.seed}) to {args.out}")
     for name, value in counts.items():
         print(f"  {name:<24} {value:>12,}")

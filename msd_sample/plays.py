@@ -36,13 +36,16 @@ def rank_mass(n_songs: int, offset: float) -> np.ndarray:
 def h5_ranks(rng: np.random.Generator, mass: np.ndarray, n_h5: int, share: float) -> np.ndarray:
     """Pick ``n_h5`` popularity ranks for the h5 songs, carrying about ``share`` of the mass.
 
-    The top 1% of ranks and the rest each get a selection probability, solved from the
-    two conditions.
+    The top ranks (1% of them, or more where a high share needs it) and the rest each get a
+    selection probability, solved from the two conditions.
     """
     n = len(mass)
-    head = max(1, n // 100)
-    system = np.array([[head, n - head], [mass[:head].sum(), mass[head:].sum()]])
-    p_head, _ = np.linalg.solve(system, [n_h5, share])
+    for head_share in (0.01, 0.02, 0.05, 0.1, 0.2, 0.4):
+        head = max(1, round(n * head_share))
+        system = np.array([[head, n - head], [mass[:head].sum(), mass[head:].sum()]])
+        p_head, _ = np.linalg.solve(system, [n_h5, share])
+        if p_head <= 1:
+            break
     k_head = int(np.clip(round(p_head * head), max(0, n_h5 - (n - head)), min(head, n_h5)))
     chosen = np.zeros(n, dtype=bool)
     chosen[rng.choice(head, k_head, replace=False)] = True
@@ -69,13 +72,18 @@ class Universe:
         return self.rank_to_song[np.minimum(ranks, len(self) - 1)]
 
 
-def make_universe(rng: np.random.Generator, h5_ids: np.ndarray, other_ids: np.ndarray) -> Universe:
-    """Universe of played songs, h5 songs getting about PLAYS_IN_H5_SHARE of the plays."""
+def make_universe(
+    rng: np.random.Generator,
+    h5_ids: np.ndarray,
+    other_ids: np.ndarray,
+    join_share: float = PLAYS_IN_H5_SHARE,
+) -> Universe:
+    """Universe of played songs, h5 songs getting about `join_share` of the plays."""
     ids = np.concatenate([h5_ids, other_ids])
     order = np.argsort(ids)
     in_h5 = order < len(h5_ids)
     offset = max(2.0, len(ids) / 4_000)
-    rank_in_h5 = h5_ranks(rng, rank_mass(len(ids), offset), len(h5_ids), PLAYS_IN_H5_SHARE)
+    rank_in_h5 = h5_ranks(rng, rank_mass(len(ids), offset), len(h5_ids), join_share)
     rank_to_song = np.empty(len(ids), dtype=np.int64)
     rank_to_song[rank_in_h5] = rng.permutation(np.flatnonzero(in_h5))
     rank_to_song[~rank_in_h5] = rng.permutation(np.flatnonzero(~in_h5))

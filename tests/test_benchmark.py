@@ -9,10 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import scipy.sparse
 
+from benchmarks.peers.compare import differences
 from msd_tasks.stages.join import automatic_shard_count
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,7 +46,7 @@ def run_bench(root: Path, *extra: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("bench")
-    done = run_bench(root, "--vs-notebook")
+    done = run_bench(root, "--vs-notebook", "--vs-peer")
     assert done.returncode == 0, done.stderr[-3000:]
     return root
 
@@ -126,6 +128,36 @@ def test_the_notebook_port_runs_as_often_and_is_reported_the_same_way(bench):
     (scale,) = json.loads((bench / "RESULTS.json").read_text())["scales"]
     cold_median = sorted(scale["cold_walls"])[1]
     assert summary[9] == f"{sorted(walls)[1] / cold_median:.1f}x"  # wall ratio of the medians
+
+
+def test_the_duckdb_script_runs_after_each_cold_run_and_writes_the_same_deliverables(bench):
+    (scale,) = json.loads((bench / "RESULTS.json").read_text())["scales"]
+    assert len(scale["peer_walls"]) == len(scale["cold_walls"]) == 3
+    assert scale["peer_differences"] == []
+    markdown = (bench / "RESULTS.md").read_text()
+    for number, wall in enumerate(scale["peer_walls"], start=1):
+        row = markdown_row(markdown, f"DuckDB script, run {number}")
+        assert row[1] == f"{wall:.2f}" and row[3] == "same deliverables as BuildAll", row
+    best = min(scale["cold_walls"]) / min(scale["peer_walls"])
+    row = markdown_row(markdown, "wall: BuildAll cold / DuckDB script, best of each")
+    assert row[1] == f"{best:.2f}x"
+
+
+def test_the_deliverables_check_finds_a_changed_play_count_and_a_changed_order(bench, tmp_path):
+    output = bench / "data" / f"scale-{SCALE}" / "output"
+    assert differences(output, bench / "data" / f"scale-{SCALE}" / "peer") == []
+    changed = tmp_path / "changed"
+    shutil.copytree(output, changed, ignore=shutil.ignore_patterns("report"))
+    train = scipy.sparse.load_npz(changed / "train_sparse.npz")
+    train.data[0] += 1
+    scipy.sparse.save_npz(changed / "train_sparse.npz", train, compressed=False)
+    mapping = pd.read_hdf(changed / "song_mapping.h5", key="df")
+    mapping["song_id"] = mapping["song_id"].iloc[::-1].to_numpy()
+    mapping.to_hdf(changed / "song_mapping.h5", key="df", mode="w")
+    assert differences(output, changed) == [
+        "song_mapping.h5: different ids or order",
+        "train_sparse.npz: different matrices",
+    ]
 
 
 def test_reported_counts_equal_the_outputs(bench):

@@ -56,10 +56,6 @@ from msd_tasks.stages.users import USER_ROWS_SCHEMA, merge_user_rows, user_rows
 
 logger = logging.getLogger("luigi-interface")
 
-# Luigi runs the runnable task of highest priority first. The train import is 95% of the lines
-# and the head of the longest path (import, join, shards, user table): it starts first.
-TRAIN_IMPORT_PRIORITY = 100
-
 
 class CleanSongs(CheckpointTask):
     """songs.parquet: one row per song_id (first in file order), text decoded, plus `genre`."""
@@ -95,10 +91,6 @@ class ImportTriplets(CheckpointTask):
     )
 
     checkpoint = TripletsCheckpoint
-
-    @property
-    def priority(self):
-        return TRAIN_IMPORT_PRIORITY if self.kind == "train" else 0
 
     def requires(self):
         return RawFile(key=self.kind)

@@ -6,22 +6,19 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
-import itertools
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import tables
 
+from msd_tasks.formats.list_pickle import list_columns_pickle
 from msd_tasks.stages.music import DIMENSIONS
 
 HDF_KEY = "df"
+LIST_COLUMNS = ("MUSIC", "song_sparse_indices")  # user_df's columns of lists
 
 
 def mapping_frame(ids: pa.Array, id_column: str) -> pd.DataFrame:
@@ -52,33 +49,61 @@ def song_frame(songs: pa.Table) -> pd.DataFrame:
     return frame.set_index("sparse_index")
 
 
-def user_frame(user_rows: pa.Table, user_ids: pa.Array) -> pd.DataFrame:
-    """The notebook's user_df: `MUSIC` a list of 5 floats, `song_sparse_indices` a list of ints.
+def write_user_hdf(user_rows: pa.Table, user_ids: pa.Array, path: Path) -> None:
+    """user_df.h5: the notebook's user_df, `MUSIC` a list of 5 floats and `song_sparse_indices`
+    a list of ints per user, the lists consumers index into.
 
-    Lists are what its consumers index into. They are built from one shared Python int per song
-    index (an object-array `take`), not one object per play: 48M plays would otherwise cost
-    about 1.4 GB of int objects.
+    pandas writes the frame with those two columns empty (None); their block, which pandas
+    stores as one pickle of the (users, 2) object array, is then replaced by that same pickle
+    encoded from the arrays (msd_tasks/formats/list_pickle.py): no Python list is built.
     """
-    music = np.column_stack([user_rows.column(name).to_numpy() for name in DIMENSIONS])
-    songs = user_rows.column("song_sparse_indices").combine_chunks()
-    offsets = songs.offsets.to_numpy()
-    shared_ints = np.array(range(int(pc.max(songs.values).as_py() or 0) + 1), dtype=object)
-    song_objects = shared_ints[songs.values.to_numpy()]
     index = pd.Index(
         user_rows.column("sparse_index").to_numpy().astype(np.int64), name="sparse_index"
     )
-    with gc_paused():  # 2.2M lists at full size, none of them garbage
-        song_lists = [song_objects[a:b].tolist() for a, b in itertools.pairwise(offsets)]
-        return pd.DataFrame(
-            {
-                "user_id": user_ids.to_pandas().to_numpy(),
-                "MUSIC": music.tolist(),
-                "num_songs": user_rows.column("num_songs").to_numpy().astype(np.int64),
-                "is_test": user_rows.column("is_test").to_numpy(zero_copy_only=False),
-                "song_sparse_indices": song_lists,
-            },
-            index=index,
-        )
+    frame = pd.DataFrame(
+        {
+            "user_id": user_ids.to_pandas().to_numpy(),
+            LIST_COLUMNS[0]: np.full(len(index), None, dtype=object),
+            "num_songs": user_rows.column("num_songs").to_numpy().astype(np.int64),
+            "is_test": user_rows.column("is_test").to_numpy(zero_copy_only=False),
+            LIST_COLUMNS[1]: np.full(len(index), None, dtype=object),
+        },
+        index=index,
+    )
+    _to_hdf(frame, path)
+    music = np.column_stack([user_rows.column(name).to_numpy() for name in DIMENSIONS])
+    songs = user_rows.column(LIST_COLUMNS[1]).combine_chunks()
+    pickled = list_columns_pickle(music, songs.offsets.to_numpy(), songs.values.to_numpy())
+    with tables.open_file(path, mode="a") as h5:
+        _replace_object_block(h5.get_node(f"/{HDF_KEY}"), pickled)
+    _check_written(path)
+
+
+class _PickledBytes(tables.ObjectAtom):
+    """An object atom whose value is given already pickled."""
+
+    def _tobuffer(self, object_: bytes) -> bytes:
+        return object_
+
+
+def _replace_object_block(group: tables.Group, pickled: bytes) -> None:
+    """Put `pickled` in place of the values of the frame's block of the LIST_COLUMNS."""
+    for block in range(int(group._v_attrs.nblocks)):
+        items = [item.decode() for item in group[f"block{block}_items"].read()]
+        if items == list(LIST_COLUMNS):
+            break
+    else:
+        raise RuntimeError(f"{group._v_file.filename}: no block holds {LIST_COLUMNS}")
+    old = group[f"block{block}_values"]
+    attributes = {name: old._v_attrs[name] for name in old._v_attrs._f_list("user")}
+    filters = old.filters
+    old._f_remove()
+    values = group._v_file.create_vlarray(
+        group, f"block{block}_values", atom=_PickledBytes(), filters=filters
+    )
+    values.append(pickled)
+    for name, value in attributes.items():
+        values._v_attrs[name] = value
 
 
 def user_table(user_rows: pa.Table, user_ids: pa.Array) -> pa.Table:
@@ -88,10 +113,18 @@ def user_table(user_rows: pa.Table, user_ids: pa.Array) -> pa.Table:
 
 
 def write_hdf(frame: pd.DataFrame, path: Path) -> None:
-    """Fixed-format HDF5 under key 'df', as the notebook wrote; list columns are pickled."""
+    """Fixed-format HDF5 under key 'df', as the notebook wrote."""
+    _to_hdf(frame, path)
+    _check_written(path)
+
+
+def _to_hdf(frame: pd.DataFrame, path: Path) -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="\\s*your performance may suffer")
         frame.to_hdf(path, key=HDF_KEY, mode="w")
+
+
+def _check_written(path: Path) -> None:
     # PyTables ignores the errors of H5Fflush/H5Fclose, which write what HDF5 buffered: on a
     # full disk to_hdf can return normally and leave a cut file. Opening it again checks it
     # (HDF5 compares the file's size with the end of file its superblock records).
@@ -100,21 +133,3 @@ def write_hdf(frame: pd.DataFrame, path: Path) -> None:
             written.get_node(f"/{HDF_KEY}")
     except (tables.HDF5ExtError, tables.NoSuchNodeError) as error:
         raise OSError(f"{path} is incomplete after writing it (disk full?)") from error
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection inside the block; the collector's state is restored after.
-
-    The collector runs every few hundred new container objects and, now and then, walks all of
-    them: building the 1.1M lists of user_df.h5 is 4x faster without it (benchmarks/RESULTS.md,
-    "Design measurements"). Only for blocks that make objects which live on (or die by
-    reference counting), not cycles.
-    """
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()

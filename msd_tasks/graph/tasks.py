@@ -25,9 +25,9 @@ from msd_tasks.formats.deliverables import (
     mapping_frame,
     song_frame,
     song_table,
-    user_frame,
     user_table,
     write_hdf,
+    write_user_hdf,
 )
 from msd_tasks.formats.parquet import write_parquet
 from msd_tasks.graph.base import CheckpointTask, DeliverableTask, RawFile, ShardCount
@@ -327,11 +327,7 @@ class PerUserMusic(CheckpointTask):
 
 @inherits(JoinPlays)
 class UserTable(DeliverableTask):
-    """user_df.parquet and user_df.h5: one row per user sparse_index, merged from the shards.
-
-    user_df.h5 holds the notebook's user_df, lists in cells: building 1.1M Python lists and
-    pickling them is the slowest write of all; pyarrow writes the parquet file meanwhile.
-    """
+    """user_df.parquet and user_df.h5: one row per user sparse_index, merged from the shards."""
 
     music_scaling = PerUserMusic.music_scaling
 
@@ -346,12 +342,12 @@ class UserTable(DeliverableTask):
         user_ids = inputs["joined"].user_ids()
         rows = merge_user_rows([shard.rows() for shard in inputs["shards"]], len(user_ids))
         self.set_status_message("writing user_df.parquet and user_df.h5")
-        # pyarrow writes the parquet file on another thread while this one builds and pickles
-        # the lists (here: pandas' HDF writer changes process-wide warning filters).
+        # pyarrow writes the parquet file on another thread while this one writes user_df.h5
+        # (here: pandas' HDF writer changes process-wide warning filters).
         with ThreadPoolExecutor(max_workers=1) as pool:
             parquet = pool.submit(
                 write_parquet, user_table(rows, user_ids), out.file("user_df.parquet")
             )
-            write_hdf(user_frame(rows, user_ids), out.file("user_df.h5"))
+            write_user_hdf(rows, user_ids, out.file("user_df.h5"))
             parquet.result()
         return {"users": len(user_ids)}

@@ -33,11 +33,12 @@ UTF8_BOM = b"\xef\xbb\xbf"
 EXPECTED_LINE = "user_id<TAB>song_id<TAB>play_count"
 COLUMNS = ["user_id", "song_id", "play_count"]
 _ID_TYPE = pa.dictionary(pa.int32(), pa.string())
-# pyarrow parses one block per thread. Files of 16 MiB to 1 GiB are cut into 16 blocks, so both
-# cores stay busy to the end; larger files get 64 MiB blocks, as every block's dictionaries must
-# be unified, and smaller ones 1 MiB blocks.
+# pyarrow parses one block per thread. Files of 16 MiB to 2 GiB are cut into 16 blocks, so both
+# cores stay busy to the end; larger files get 128 MiB blocks, as every block's dictionaries must
+# be unified (fewer, larger blocks: less to unify; RESULTS.md, "Design measurements"), and
+# smaller ones 1 MiB blocks.
 MIN_BLOCKS = 16
-MIN_BLOCK_SIZE, MAX_BLOCK_SIZE = 1 << 20, 64 << 20
+MIN_BLOCK_SIZE, MAX_BLOCK_SIZE = 1 << 20, 128 << 20
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,11 @@ from msd_tasks.stages.users import USER_ROWS_SCHEMA, merge_user_rows, user_rows
 
 logger = logging.getLogger("luigi-interface")
 
+# The longest path: the train import, JoinPlays, the shards, UserTable. Luigi runs the runnable
+# task of highest priority first and gives a task's requirements its priority: the train import
+# starts before the small imports, and the shards before the tasks beside them (RESULTS.md).
+PRIORITY = {"train import": 100, "longest path": 50}
+
 
 class CleanSongs(CheckpointTask):
     """songs.parquet: one row per song_id (first in file order), text decoded, plus `genre`."""
@@ -91,6 +96,10 @@ class ImportTriplets(CheckpointTask):
     )
 
     checkpoint = TripletsCheckpoint
+
+    @property
+    def priority(self):
+        return PRIORITY["train import"] if self.kind == "train" else 0
 
     def requires(self):
         return RawFile(key=self.kind)
@@ -332,6 +341,7 @@ class UserTable(DeliverableTask):
     music_scaling = PerUserMusic.music_scaling
 
     published = ("user_df.parquet", "user_df.h5")
+    priority = PRIORITY["longest path"]
 
     def requires(self):
         shards = [self.clone(PerUserMusic, shard=shard) for shard in range(self.n_shards)]

@@ -58,3 +58,49 @@ def test_a_shard_without_plays_has_no_rows():
     table = user_rows(empty, VECTORS)
     assert table.num_rows == 0
     assert table.schema.names[0] == "sparse_index"
+
+
+def music_bytes(table) -> list[bytes]:
+    return [table.column(name).to_numpy().tobytes() for name in DIMENSIONS]
+
+
+def random_plays(seed: int, n: int = 20_000) -> Plays:
+    """Plays with many repeated (user, song) pairs of different counts: where the order of
+    float additions shows in the last bits."""
+    rng = np.random.default_rng(seed)
+    return Plays(
+        rng.integers(0, 50, n).astype(np.int32),
+        rng.integers(0, 4, n).astype(np.int32),
+        rng.integers(1, 5000, n).astype(np.int32),
+        rng.random(n) < 0.5,
+    )
+
+
+def test_music_does_not_depend_on_the_order_of_the_plays():
+    vectors = np.array([[0.1, 0.7, -0.3, 1e-3, 2.9], [1 / 3, 2 / 7, 0.05, -1.1, 0.6]] * 2)
+    shard = random_plays(5)
+    expected = user_rows(shard, vectors)
+    for seed in range(3):
+        order = np.random.default_rng(seed).permutation(len(shard))
+        shuffled = shard.subset(order)
+        assert music_bytes(user_rows(shuffled, vectors)) == music_bytes(expected)
+        assert user_rows(shuffled, vectors).equals(expected)
+
+
+def test_ids_too_large_for_one_sort_key_take_the_lexsort_and_agree():
+    vectors = np.zeros((2**20 + 1, 5))
+    vectors[:, 0] = np.linspace(0, 1, len(vectors))
+    small = random_plays(9, 2_000)
+    large = Plays(
+        small.user_index * 4096 + 2**20,  # user ids past 2^20: users x songs x counts > 2^63
+        small.song_index * 2**18,
+        small.play_count * 3000,  # counts up to 15M, still below 2^24
+        small.is_train,
+    )
+    table = user_rows(large, vectors)
+    again = user_rows(large.subset(np.random.default_rng(1).permutation(len(large))), vectors)
+    assert music_bytes(table) == music_bytes(again)
+    assert table.column("song_sparse_indices").to_pylist() == [
+        sorted(large.song_index[large.user_index == user].tolist())
+        for user in sorted(set(large.user_index.tolist()))
+    ]

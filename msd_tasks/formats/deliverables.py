@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import tables
 
+from msd_tasks.formats.hdf_times import clear_modification_times
 from msd_tasks.formats.list_pickle import list_columns_pickle
 from msd_tasks.stages.music import DIMENSIONS
 
@@ -76,6 +77,7 @@ def write_user_hdf(user_rows: pa.Table, user_ids: pa.Array, path: Path) -> None:
     pickled = list_columns_pickle(music, songs.offsets.to_numpy(), songs.values.to_numpy())
     with tables.open_file(path, mode="a") as h5:
         _replace_object_block(h5.get_node(f"/{HDF_KEY}"), pickled)
+    clear_modification_times(path)
     _check_written(path)
 
 
@@ -113,8 +115,9 @@ def user_table(user_rows: pa.Table, user_ids: pa.Array) -> pa.Table:
 
 
 def write_hdf(frame: pd.DataFrame, path: Path) -> None:
-    """Fixed-format HDF5 under key 'df', as the notebook wrote."""
+    """Fixed-format HDF5 under key 'df', as the notebook wrote, without write times."""
     _to_hdf(frame, path)
+    clear_modification_times(path)
     _check_written(path)
 
 

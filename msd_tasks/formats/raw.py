@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 RAW_FILES = {
@@ -46,6 +47,22 @@ def fingerprints(raw_dir: str | Path) -> dict[str, str]:
     return {
         key: file_fingerprint(raw_path(raw_dir, key)) for key in {**RAW_FILES, **OPTIONAL_FILES}
     }
+
+
+def file_digest(path: Path) -> dict[str, object]:
+    """The file's name under raw_dir's layout is the caller's; here its bytes and sha256."""
+    with open(path, "rb") as file:
+        sha256 = hashlib.file_digest(file, "sha256").hexdigest()
+    return {"bytes": path.stat().st_size, "sha256": sha256}
+
+
+def digests_meanwhile(paths: dict[str, Path]) -> Future:
+    """The file_digest of each path, taken on a thread of its own while the caller reads the
+    files (hashlib releases the GIL): a Future of {key: digest}."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raw digests")
+    future = pool.submit(lambda: {key: file_digest(path) for key, path in paths.items()})
+    pool.shutdown(wait=False)
+    return future
 
 
 def digest(*parts: object) -> str:

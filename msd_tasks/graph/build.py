@@ -159,6 +159,7 @@ class Publish(luigi.Task):
             details={
                 "warnings": list(summary.warnings),
                 "fingerprints": summary.fingerprints,
+                "inputs": summary.inputs,
                 "parameters": summary.parameters,
                 "counts": summary.counts,
             },

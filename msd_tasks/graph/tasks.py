@@ -71,6 +71,7 @@ class CleanSongs(CheckpointTask):
         return {"msd": RawFile(key="msd"), "genres": RawFile(key="genres")}
 
     def build(self, out: SongsCheckpoint):
+        digests = raw.digests_meanwhile({key: self.raw_path(key) for key in ("msd", "genres")})
         msd = read_msd(self.raw_path("msd"))
         genres = read_genres(self.raw_path("genres"))
         songs = clean_songs(msd, genres)
@@ -84,6 +85,7 @@ class CleanSongs(CheckpointTask):
             "songs": songs.num_rows,
             "songs_with_genre": songs_with_genre,
             "warnings": genre_warnings(genres.num_rows, songs_with_genre, raw.RAW_FILES["genres"]),
+            "inputs": digests.result(),
         }
 
 
@@ -106,6 +108,7 @@ class ImportTriplets(CheckpointTask):
 
     def build(self, out: TripletsCheckpoint):
         path = self.raw_path(self.kind)
+        digests = raw.digests_meanwhile({self.kind: path})
         triplets = read_triplets(path, self.on_bad_lines)
         self.check_unchanged(self.kind)
         if triplets.skipped_lines:
@@ -116,6 +119,7 @@ class ImportTriplets(CheckpointTask):
             "skipped_lines": triplets.skipped_lines,
             "users": len(triplets.user_ids),
             "songs": len(triplets.song_ids),
+            "inputs": digests.result(),
         }
 
 
@@ -179,7 +183,10 @@ class JoinPlays(CheckpointTask):
             "train_plays_joined": joined.train_plays_joined,
             "test_users_in_train": joined.test_users_in_train,
             "warnings": warnings,
+            "inputs": {"mismatches": self.mismatches_digest} if self.mismatches_digest else {},
         }
+
+    mismatches_digest: dict | None = None
 
     def mismatched_songs(self) -> pa.Array | None:
         """Songs whose plays to drop: none unless asked for and sid_mismatches.txt exists."""
@@ -191,6 +198,7 @@ class JoinPlays(CheckpointTask):
             return None
         songs = read_mismatched_songs(path)
         self.check_unchanged("mismatches")
+        self.mismatches_digest = raw.file_digest(path)
         return songs
 
 

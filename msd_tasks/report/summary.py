@@ -7,7 +7,9 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from msd_tasks.formats.raw import RAW_FILES, TRIPLET_KINDS
+from msd_tasks.formats.raw import OPTIONAL_FILES, RAW_FILES, TRIPLET_KINDS
+
+RAW_PATHS = {**RAW_FILES, **OPTIONAL_FILES}
 
 # The funnel: (stage, key in its stats.json, label); the stages are those of `summarize`.
 FUNNEL = (
@@ -52,6 +54,7 @@ class BuildSummary:
     build: str  # names the set of deliverables; manifest.json and report.json both carry it
     parameters: dict[str, object]
     fingerprints: dict[str, str]  # of the raw files the build planned with
+    inputs: dict[str, dict]  # file name under raw_dir -> bytes and sha256 of what was read
     funnel: tuple[FunnelStep, ...]
     counts: dict[str, object]  # manifest.json's `counts`
     warnings: tuple[str, ...]
@@ -76,13 +79,22 @@ def summarize(
         build=build,
         parameters=dict(parameters),
         fingerprints=dict(fingerprints),
+        inputs={
+            RAW_PATHS[key]: digest
+            for stage in stages.values()
+            for key, digest in sorted(stage.get("inputs", {}).items())
+        },
         funnel=tuple(
             FunnelStep(_funnel_key(stage, key), label, int(stages[stage][key]))
             for stage, key, label in FUNNEL
             if key in stages.get(stage, {})
         ),
         counts={
-            **{key: value for key, value in stages["JoinPlays"].items() if key != "warnings"},
+            **{
+                key: value
+                for key, value in stages["JoinPlays"].items()
+                if key not in ("warnings", "inputs")
+            },
             **stages["PlayMatrices"],
             **shard_counts,
             "songs_without_features": stages["SongTable"]["songs_without_features"],

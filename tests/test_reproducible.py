@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 
 import numpy as np
 import pytest
 
-from tests.conftest import Pipeline
+from tests.conftest import Pipeline, copy_raw
 
 DELIVERABLES = [
     "user_mapping.h5",
@@ -60,3 +61,41 @@ def test_deliverables_are_byte_identical_across_line_order_shards_and_workers(
         }
         hashes.append({name: files[name]["sha256"] for name in DELIVERABLES})
     assert hashes[0] == hashes[1]
+
+
+def success_markers(checkpoint_dir) -> dict[str, int]:
+    return {
+        str(marker.parent.relative_to(checkpoint_dir)): marker.stat().st_mtime_ns
+        for marker in checkpoint_dir.rglob("_SUCCESS")
+    }
+
+
+def test_touch_reruns_nothing_and_a_content_change_reruns_what_reads_it(
+    handmade, pipeline_in, tmp_path
+):
+    pipeline = pipeline_in(copy_raw(handmade, tmp_path))
+    pipeline.build_ok()
+    manifest = (pipeline.output_dir / "manifest.json").read_bytes()
+    markers = success_markers(pipeline.checkpoint_dir)
+    raw_files = [path for path in pipeline.raw_dir.rglob("*") if path.is_file()]
+    for path in raw_files:  # `touch`: a new mtime, the same content
+        later = path.stat().st_mtime_ns + 5_000_000_000
+        os.utime(path, ns=(later, later))
+
+    result = pipeline.build_ok()
+
+    assert "ran successfully" not in result.summary_text, result.summary_text
+    assert success_markers(pipeline.checkpoint_dir) == markers
+    assert (pipeline.output_dir / "manifest.json").read_bytes() == manifest
+
+    train = pipeline.raw_dir / "train_triplets.txt"
+    first_line = train.read_bytes().splitlines(keepends=True)[0]
+    train.write_bytes(train.read_bytes() + first_line)  # a repeated line: new content
+
+    result = pipeline.build_ok()
+
+    ran = result.summary_text.split("ran successfully")[1]
+    assert "ImportTriplets(kind=train" in ran and "CleanSongs" not in ran, ran
+    assert json.loads((pipeline.output_dir / "manifest.json").read_text())["inputs"][
+        "train_triplets.txt"
+    ] == {"bytes": train.stat().st_size, "sha256": sha256(train)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -63,6 +64,75 @@ def digests_meanwhile(paths: dict[str, Path]) -> Future:
     future = pool.submit(lambda: {key: file_digest(path) for key, path in paths.items()})
     pool.shutdown(wait=False)
     return future
+
+
+# In checkpoint_dir: per raw file, the size:mtime last seen, the sha256 of its content, and the
+# fingerprint ("identity") the checkpoints built from that content carry.
+DIGESTS_FILE = "raw_digests.json"
+
+
+def planned_fingerprints(raw_dir: Path, checkpoint_dir: Path) -> tuple[dict, dict]:
+    """(identity, stats) of the raw files for a build: `stats` their size:mtime now; `identity`
+    what the checkpoints digest, which follows content, not timestamps.
+
+    A file whose size:mtime is the one last recorded keeps its recorded identity. One whose
+    size or mtime changed is hashed: the same sha256 as recorded (a `touch`, a copy) keeps the
+    identity, and the record takes the new size:mtime; new content gets its size:mtime as its
+    identity, recorded with its sha256 by the next successful build. A file never recorded
+    (a first build) is not hashed here: its size:mtime is its identity.
+    """
+    stats = fingerprints(raw_dir)
+    record_path = Path(checkpoint_dir) / DIGESTS_FILE
+    record = _read_record(record_path)
+    identity, touched = {}, False
+    for key, stat in stats.items():
+        entry = record.get(key)
+        if entry is None or stat == "missing":
+            identity[key] = stat
+        elif entry["stat"] == stat:
+            identity[key] = entry["identity"]
+        elif file_digest(raw_path(raw_dir, key))["sha256"] == entry["sha256"]:
+            identity[key] = entry["identity"]
+            record[key] = {**entry, "stat": stat}
+            touched = True
+        else:
+            identity[key] = stat
+    if touched:
+        _write_record(record_path, record)
+    return identity, stats
+
+
+def record_digests(
+    checkpoint_dir: Path, identity: dict, stats: dict, inputs: dict[str, dict]
+) -> None:
+    """After a successful build: the sha256 of each raw file it read (`inputs`, by file name),
+    with its size:mtime and identity, for the next build's planned_fingerprints."""
+    record_path = Path(checkpoint_dir) / DIGESTS_FILE
+    record = _read_record(record_path)
+    names = {**RAW_FILES, **OPTIONAL_FILES}
+    for key, name in names.items():
+        if name in inputs and stats.get(key, "missing") != "missing":
+            entry = {
+                "stat": stats[key],
+                "identity": identity[key],
+                "sha256": inputs[name]["sha256"],
+            }
+            record[key] = entry
+    _write_record(record_path, record)
+
+
+def _read_record(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def _write_record(path: Path, record: dict) -> None:
+    from msd_tasks.formats.atomic import atomic_file  # atomic imports nothing of ours
+
+    with atomic_file(path) as temporary:
+        temporary.write_text(json.dumps(record, indent=1, sort_keys=True))
 
 
 def digest(*parts: object) -> str:

@@ -74,8 +74,15 @@ class CheckpointTask(luigi.Task):
         default={},
         significant=False,
         visibility=ParameterVisibility.HIDDEN,
-        description="size:mtime of each raw file when the build was planned (BuildAll sets "
-        "it; empty: stat now); part of the checkpoint digest, not of the task id",
+        description="identity of each raw file's content when the build was planned (BuildAll "
+        "sets it; empty: plan now); part of the checkpoint digest, not of the task id",
+    )
+    raw_stats = luigi.DictParameter(
+        default={},
+        significant=False,
+        visibility=ParameterVisibility.HIDDEN,
+        description="size:mtime of each raw file when the build was planned, to check that "
+        "the file read is the one planned with",
     )
 
     checkpoint = Checkpoint  # the class of its checkpoint
@@ -116,7 +123,7 @@ class CheckpointTask(luigi.Task):
     def check_unchanged(self, key: str) -> None:
         """Fail if a raw file changed since the build was planned (it may have been half read)."""
         path = self.raw_path(key)
-        planned, now = self.raw_fingerprints()[key], raw.file_fingerprint(path)
+        planned, now = planned_raw_files(self)[1][key], raw.file_fingerprint(path)
         if now != planned:
             raise InputError(
                 path,
@@ -157,8 +164,18 @@ def identity(task: luigi.Task) -> dict[str, object]:
 
 
 def planned_fingerprints(task: luigi.Task) -> dict[str, str]:
-    """The raw files' fingerprints the build of `task` planned with (or, if none, those now)."""
-    return dict(task.fingerprints) or raw.fingerprints(paths().raw_dir)
+    """The raw files' identities the build of `task` planned with (or, if none, those now)."""
+    return planned_raw_files(task)[0]
+
+
+def planned_raw_files(task: luigi.Task) -> tuple[dict, dict]:
+    """(identity, size:mtime) of the raw files, as BuildAll planned them, or planned now for a
+    task started on its own (the same function, so the same identities)."""
+    if task.fingerprints and task.raw_stats:
+        return dict(task.fingerprints), dict(task.raw_stats)
+    if task.fingerprints:  # given by hand: size:mtime as identity
+        return dict(task.fingerprints), dict(task.fingerprints)
+    return raw.planned_fingerprints(Path(paths().raw_dir), Path(paths().checkpoint_dir))
 
 
 def is_raw(task: luigi.Task) -> bool:

@@ -19,7 +19,13 @@ from msd_tasks.formats.atomic import prune_generations, remove_orphan_temporarie
 from msd_tasks.formats.checkpoints import DeliverablesCheckpoint
 from msd_tasks.formats.publish import publish
 from msd_tasks.graph import interrupts
-from msd_tasks.graph.base import DeliverableTask, graph_tasks, identity, planned_fingerprints
+from msd_tasks.graph.base import (
+    DeliverableTask,
+    graph_tasks,
+    identity,
+    planned_fingerprints,
+    planned_raw_files,
+)
 from msd_tasks.graph.config import paths, pipeline
 from msd_tasks.graph.tasks import (
     ImportTriplets,
@@ -167,6 +173,7 @@ class Publish(luigi.Task):
         )
         in_use = {task.folder() for task in graph_tasks(self)}
         checkpoint_dir = Path(paths().checkpoint_dir)
+        raw.record_digests(checkpoint_dir, *planned_raw_files(self), summary.inputs)
         removed = prune_generations(checkpoint_dir, pipeline().keep_generations, in_use)
         removed += remove_orphan_temporaries(checkpoint_dir)
         if removed:
@@ -185,4 +192,7 @@ class BuildAll(luigi.WrapperTask):
         missing = raw.missing_files(paths().raw_dir)
         if missing:
             logger.error("%s", MissingInputError(missing, raw.SOURCES))
-        return self.clone(Publish, fingerprints=raw.fingerprints(paths().raw_dir))
+        identity, stats = raw.planned_fingerprints(
+            Path(paths().raw_dir), Path(paths().checkpoint_dir)
+        )
+        return self.clone(Publish, fingerprints=identity, raw_stats=stats)

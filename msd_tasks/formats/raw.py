@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -129,10 +130,15 @@ def _read_record(path: Path) -> dict:
 
 
 def _write_record(path: Path, record: dict) -> None:
+    """Replace the record; a failure (a full disk) only costs a hash next time, so it is
+    logged, not raised: it must not fail a build whose deliverables are published."""
     from msd_tasks.formats.atomic import atomic_file  # atomic imports nothing of ours
 
-    with atomic_file(path) as temporary:
-        temporary.write_text(json.dumps(record, indent=1, sort_keys=True))
+    try:
+        with atomic_file(path) as temporary:
+            temporary.write_text(json.dumps(record, indent=1, sort_keys=True))
+    except OSError as error:
+        logging.getLogger("luigi-interface").warning("Could not record raw digests: %s", error)
 
 
 def digest(*parts: object) -> str:

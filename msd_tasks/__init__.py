@@ -11,6 +11,7 @@ from msd_tasks.graph.tasks import (
     JoinPlays,
     PerUserMusic,
     PlayMatrices,
+    RawDigests,
     SongTable,
     UserTable,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "PerUserMusic",
     "PlayMatrices",
     "Publish",
+    "RawDigests",
     "SongTable",
     "UserTable",
 ]

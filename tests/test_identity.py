@@ -15,6 +15,7 @@ SHOWN = {  # what the scheduler (and its UI) shows of each task, written out by 
     "CleanSongs": {},
     "ImportTriplets": {"kind": "train", "on_bad_lines": "error"},
     "JoinPlays": JOIN,
+    "RawDigests": {"on_bad_lines": "error", "drop_mismatches": False},
     "IndexMappings": JOIN,
     "PlayMatrices": JOIN,
     "SongTable": JOIN,
@@ -64,7 +65,7 @@ def test_each_task_shows_the_parameters_that_change_its_output_and_no_others(gra
             set(SHOWN) - {"CleanSongs"},
         ),
         ({"drop_mismatches": True}, set(SHOWN) - {"CleanSongs", "ImportTriplets"}),
-        ({"n_shards": 5}, set(SHOWN) - {"CleanSongs", "ImportTriplets"}),
+        ({"n_shards": 5}, set(SHOWN) - {"CleanSongs", "ImportTriplets", "RawDigests"}),
     ],
 )
 def test_a_parameter_changes_the_folders_of_the_tasks_downstream_of_it_only(

@@ -123,7 +123,7 @@ def test_changed_genre_file_reruns_exactly_what_depends_on_it(handmade, pipeline
     new = set(success_markers(pipeline.checkpoint_dir)) - set(before)
     assert families(new) == sorted(
         ["CleanSongs", "JoinPlays", "IndexMappings", "PlayMatrices", "SongTable", "UserTable"]
-        + ["BuildReport"]
+        + ["BuildReport", "RawDigests"]
         + ["PerUserMusic"] * 3
     )
     genres_out = pd.read_hdf(pipeline.output_dir / "song_df.h5", key="df")["genre"]

@@ -29,6 +29,7 @@ FAMILIES = {
     "CleanSongs": 1,
     "ImportTriplets": 3,
     "JoinPlays": 1,
+    "RawDigests": 1,
     "IndexMappings": 1,
     "PlayMatrices": 1,
     "SongTable": 1,

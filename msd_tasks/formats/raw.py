@@ -6,7 +6,6 @@ import hashlib
 import json
 import logging
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 RAW_FILES = {
@@ -56,15 +55,6 @@ def file_digest(path: Path) -> dict[str, object]:
     with open(path, "rb") as file:
         sha256 = hashlib.file_digest(file, "sha256").hexdigest()
     return {"bytes": path.stat().st_size, "sha256": sha256}
-
-
-def digests_meanwhile(paths: dict[str, Path]) -> Future:
-    """The file_digest of each path, taken on a thread of its own while the caller reads the
-    files (hashlib releases the GIL): a Future of {key: digest}."""
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raw digests")
-    future = pool.submit(lambda: {key: file_digest(path) for key, path in paths.items()})
-    pool.shutdown(wait=False)
-    return future
 
 
 # In checkpoint_dir: per raw file, the size:mtime last seen, the sha256 of its content, and the

@@ -32,6 +32,7 @@ from msd_tasks.graph.tasks import (
     IndexMappings,
     PerUserMusic,
     PlayMatrices,
+    RawDigests,
     SongTable,
     UserTable,
 )
@@ -43,7 +44,7 @@ logger = logging.getLogger("luigi-interface")
 PRODUCERS = (IndexMappings, PlayMatrices, SongTable, UserTable)
 DELIVERABLES = {name: task for task in PRODUCERS for name in task.published}
 # Stages whose stats a summary reads, by family (the imports by kind).
-SUMMARY_STAGES = ("CleanSongs", "JoinPlays", "PlayMatrices", "SongTable")
+SUMMARY_STAGES = ("CleanSongs", "JoinPlays", "PlayMatrices", "SongTable", "RawDigests")
 
 
 def build_id(task: luigi.Task) -> str:
@@ -127,6 +128,7 @@ class Publish(luigi.Task):
         return {
             **{producer.__name__: self.clone(producer) for producer in PRODUCERS},
             "BuildReport": self.clone(BuildReport),
+            "RawDigests": self.clone(RawDigests),
         }
 
     def output(self):
@@ -153,8 +155,9 @@ class Publish(luigi.Task):
         }
         sources["report"] = checkpoints["BuildReport"].file("report")
         known_checksums = {}
-        for checkpoint in checkpoints.values():
-            known_checksums.update(checkpoint.checksums())
+        for name, checkpoint in checkpoints.items():
+            if name != "RawDigests":
+                known_checksums.update(checkpoint.checksums())
         summary = build_summary(self)
         for warning in summary.warnings:
             logger.warning("Build warning: %s", warning)

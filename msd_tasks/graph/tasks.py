@@ -71,7 +71,6 @@ class CleanSongs(CheckpointTask):
         return {"msd": RawFile(key="msd"), "genres": RawFile(key="genres")}
 
     def build(self, out: SongsCheckpoint):
-        digests = raw.digests_meanwhile({key: self.raw_path(key) for key in ("msd", "genres")})
         msd = read_msd(self.raw_path("msd"))
         genres = read_genres(self.raw_path("genres"))
         songs = clean_songs(msd, genres)
@@ -85,7 +84,6 @@ class CleanSongs(CheckpointTask):
             "songs": songs.num_rows,
             "songs_with_genre": songs_with_genre,
             "warnings": genre_warnings(genres.num_rows, songs_with_genre, raw.RAW_FILES["genres"]),
-            "inputs": digests.result(),
         }
 
 
@@ -108,7 +106,6 @@ class ImportTriplets(CheckpointTask):
 
     def build(self, out: TripletsCheckpoint):
         path = self.raw_path(self.kind)
-        digests = raw.digests_meanwhile({self.kind: path})
         triplets = read_triplets(path, self.on_bad_lines)
         self.check_unchanged(self.kind)
         if triplets.skipped_lines:
@@ -119,7 +116,6 @@ class ImportTriplets(CheckpointTask):
             "skipped_lines": triplets.skipped_lines,
             "users": len(triplets.user_ids),
             "songs": len(triplets.song_ids),
-            "inputs": digests.result(),
         }
 
 
@@ -183,10 +179,7 @@ class JoinPlays(CheckpointTask):
             "train_plays_joined": joined.train_plays_joined,
             "test_users_in_train": joined.test_users_in_train,
             "warnings": warnings,
-            "inputs": {"mismatches": self.mismatches_digest} if self.mismatches_digest else {},
         }
-
-    mismatches_digest: dict | None = None
 
     def mismatched_songs(self) -> pa.Array | None:
         """Songs whose plays to drop: none unless asked for and sid_mismatches.txt exists."""
@@ -198,8 +191,38 @@ class JoinPlays(CheckpointTask):
             return None
         songs = read_mismatched_songs(path)
         self.check_unchanged("mismatches")
-        self.mismatches_digest = raw.file_digest(path)
         return songs
+
+
+class RawDigests(CheckpointTask):
+    """stats.json `inputs`: bytes and sha256 of every raw file the build reads, for the
+    manifest and for the next build's check by content (formats/raw.py).
+
+    It needs what JoinPlays needs, so it runs beside JoinPlays, which leaves a core idle: the
+    CPU-bound imports before it do not pay for the hashing.
+    """
+
+    on_bad_lines = ImportTriplets.on_bad_lines
+    drop_mismatches = JoinPlays.drop_mismatches
+
+    def requires(self):
+        keys = [*raw.RAW_FILES, *(["mismatches"] if self.drop_mismatches else [])]
+        return {
+            "beside JoinPlays": [
+                self.clone(CleanSongs),
+                *[self.clone(ImportTriplets, kind=kind) for kind in raw.TRIPLET_KINDS],
+            ],
+            "raw": [RawFile(key=key) for key in keys],
+        }
+
+    def build(self, out):
+        digests = {}
+        for task in self.requires()["raw"]:
+            path = self.raw_path(task.key)
+            if path.exists():  # sid_mismatches.txt may be absent
+                digests[task.key] = raw.file_digest(path)
+                self.check_unchanged(task.key)
+        return {"inputs": digests}
 
 
 @inherits(JoinPlays)

@@ -51,7 +51,7 @@ def fingerprints(raw_dir: str | Path) -> dict[str, str]:
 
 
 def file_digest(path: Path) -> dict[str, object]:
-    """The file's name under raw_dir's layout is the caller's; here its bytes and sha256."""
+    """The file's size in bytes and the sha256 of its content."""
     with open(path, "rb") as file:
         sha256 = hashlib.file_digest(file, "sha256").hexdigest()
     return {"bytes": path.stat().st_size, "sha256": sha256}

@@ -96,9 +96,6 @@ class CheckpointTask(luigi.Task):
             self._folder = checkpoint_folder(self)
         return self._folder
 
-    def raw_fingerprints(self) -> dict[str, str]:
-        return planned_fingerprints(self)
-
     def complete(self) -> bool:
         # Recursive: a deleted upstream checkpoint makes everything downstream of it rerun.
         return self.output().exists() and all(task.complete() for task in flatten(self.requires()))
@@ -146,7 +143,7 @@ def checkpoint_folder(task: CheckpointTask) -> Path:
     """The one place a checkpoint's identity is made (gokart's `_make_hash_id` is the model)."""
     requirements = flatten(task.requires())
     upstream = sorted(str(t.folder()) for t in requirements if isinstance(t, CheckpointTask))
-    fingerprints = task.raw_fingerprints()
+    fingerprints = planned_fingerprints(task)
     raw_inputs = sorted(f"{t.key}={fingerprints[t.key]}" for t in requirements if is_raw(t))
     label = ",".join(f"{name}={value}" for name, value in sorted(identity(task).items()))
     family = task.get_task_family()

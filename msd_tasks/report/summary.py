@@ -3,7 +3,6 @@ from a `BuildSummary`, made once from the stats of the build's checkpoints."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -59,9 +58,6 @@ class BuildSummary:
     counts: dict[str, object]  # manifest.json's `counts`
     warnings: tuple[str, ...]
     runs: tuple[TaskRun, ...]  # the checkpoints' run.json files, by task id
-
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def summarize(

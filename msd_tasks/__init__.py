@@ -4,17 +4,8 @@
 """
 
 from msd_tasks.graph.build import BuildAll, BuildReport, Publish
-from msd_tasks.graph.tasks import (
-    CleanSongs,
-    ImportTriplets,
-    IndexMappings,
-    JoinPlays,
-    PerUserMusic,
-    PlayMatrices,
-    RawDigests,
-    SongTable,
-    UserTable,
-)
+from msd_tasks.graph.inputs import CleanSongs, ImportTriplets, JoinPlays, RawDigests
+from msd_tasks.graph.outputs import IndexMappings, PerUserMusic, PlayMatrices, SongTable, UserTable
 
 __all__ = [
     "BuildAll",

@@ -15,7 +15,7 @@ import pytest
 import scipy.sparse
 
 from benchmarks.peers.compare import differences
-from msd_tasks.stages.join import automatic_shard_count
+from msd_tasks.stages.shards import automatic_shard_count
 
 REPO = Path(__file__).resolve().parents[1]
 SCALE = "0.001"

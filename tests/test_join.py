@@ -6,14 +6,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from msd_tasks.stages.join import (
-    MIN_SHARDS,
-    SHARD_TEXT_BYTES,
-    automatic_shard_count,
-    join_plays,
-    sort_ids,
-    user_shards,
-)
+from msd_tasks.stages.join import join_plays, sort_ids, user_shards
+from msd_tasks.stages.shards import MIN_SHARDS, SHARD_TEXT_BYTES, automatic_shard_count
 from msd_tasks.stages.triplets import Triplets
 
 

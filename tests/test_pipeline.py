@@ -23,9 +23,10 @@ from msd_tasks.errors import InputError
 from msd_tasks.formats.checkpoints import SongsCheckpoint
 from msd_tasks.formats.raw import fingerprints
 from msd_tasks.graph.build import BuildAll
-from msd_tasks.graph.tasks import CleanSongs, UserTable
-from msd_tasks.stages.join import MIN_SHARDS, automatic_shard_count
+from msd_tasks.graph.inputs import CleanSongs
+from msd_tasks.graph.outputs import UserTable
 from msd_tasks.stages.music import FEATURES
+from msd_tasks.stages.shards import MIN_SHARDS, automatic_shard_count
 from tests.conftest import copy_raw
 from tests.deliverable_compare import assert_deliverables_match
 

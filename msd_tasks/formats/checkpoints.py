@@ -4,6 +4,9 @@ A checkpoint is a folder, complete when its `_SUCCESS` marker is there. It is wr
 `temporary()`, the folder-level `temporary_path()`: a checkpoint of the same class on a temporary
 folder, renamed into place with the marker written last. Every folder also holds `stats.json`
 (the task's counts) and `run.json` (its wall time and peak memory).
+
+Planning a build only asks whether checkpoints exist, so this module is plain Python: the files'
+parquet layouts (pyarrow) are in layouts.py, imported when a checkpoint is read or written.
 """
 
 from __future__ import annotations
@@ -11,51 +14,26 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import luigi
-import numpy as np
-import pyarrow as pa
 
 from msd_tasks.formats.atomic import SUCCESS, atomic_folder
-from msd_tasks.formats.parquet import column_array, read_parquet, run_concurrently, write_parquet
-from msd_tasks.stages.join import JoinedPlays, Plays
-from msd_tasks.stages.triplets import Triplets
 
-# ImportTriplets: one row per line of the file, ids as codes into the two id files.
-TRIPLET_CODES_SCHEMA = pa.schema(
-    [
-        pa.field("user_code", pa.int32(), nullable=False),  # row of user_ids.parquet
-        pa.field("song_code", pa.int32(), nullable=False),  # row of song_ids.parquet
-        pa.field("play_count", pa.int32(), nullable=False),
-    ]
-)
-# JoinPlays plays: one row per surviving play (a line of a triplet file).
-PLAYS_SCHEMA = pa.schema(
-    [
-        pa.field("user_index", pa.int32(), nullable=False),  # user sparse_index
-        pa.field("song_index", pa.int32(), nullable=False),  # song sparse_index
-        pa.field("play_count", pa.int32(), nullable=False),
-        pa.field("is_train", pa.bool_(), nullable=False),  # from train_triplets.txt
-    ]
-)
-# JoinPlays users: one row per user sparse_index.
-USERS_SCHEMA = pa.schema(
-    [
-        pa.field("sparse_index", pa.int32(), nullable=False),
-        pa.field("user_id", pa.string(), nullable=False),
-    ]
-)
-# JoinPlays songs: one row per song sparse_index.
-SONGS_SCHEMA = pa.schema(
-    [
-        pa.field("sparse_index", pa.int32(), nullable=False),
-        pa.field("song_id", pa.string(), nullable=False),
-        pa.field("catalog_row", pa.int32(), nullable=False),  # row in CleanSongs' songs.parquet
-    ]
-)
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+    from msd_tasks.stages.join import JoinedPlays, Plays
+    from msd_tasks.stages.triplets import Triplets
+
+
+def layouts():
+    """The parquet layouts: imported by the tasks that read or write checkpoints, on first use."""
+    from msd_tasks.formats import layouts
+
+    return layouts
 
 
 class Checkpoint(luigi.Target):
@@ -95,45 +73,20 @@ class SongsCheckpoint(Checkpoint):
     """CleanSongs: songs.parquet, one row per song_id, text decoded, plus `genre`."""
 
     def songs(self, columns: list[str] | None = None) -> pa.Table:
-        return read_parquet(self.path / "songs.parquet", columns)
+        return layouts().read_parquet(self.path / "songs.parquet", columns)
 
     def write_songs(self, songs: pa.Table) -> None:
-        write_parquet(songs, self.path / "songs.parquet")
+        layouts().write_parquet(songs, self.path / "songs.parquet")
 
 
 class TripletsCheckpoint(Checkpoint):
     """ImportTriplets: plays.parquet (codes per line), user_ids.parquet, song_ids.parquet."""
 
     def triplets(self) -> Triplets:
-        codes = read_parquet(self.path / "plays.parquet")
-        return Triplets(
-            user_code=column_array(codes, "user_code"),
-            song_code=column_array(codes, "song_code"),
-            play_count=column_array(codes, "play_count"),
-            user_ids=self._ids("user_ids.parquet", "user_id"),
-            song_ids=self._ids("song_ids.parquet", "song_id"),
-        )
-
-    def _ids(self, name: str, column: str) -> pa.Array:
-        return read_parquet(self.path / name).column(column).combine_chunks()
+        return layouts().read_triplets(self.path)
 
     def write_triplets(self, triplets: Triplets) -> None:
-        codes = pa.table(
-            {
-                "user_code": triplets.user_code,
-                "song_code": triplets.song_code,
-                "play_count": triplets.play_count,
-            }
-        )
-        write_parquet(
-            codes,
-            self.path / "plays.parquet",
-            TRIPLET_CODES_SCHEMA,
-            compress=True,
-            lines=len(triplets),
-        )
-        write_parquet(pa.table({"user_id": triplets.user_ids}), self.path / "user_ids.parquet")
-        write_parquet(pa.table({"song_id": triplets.song_ids}), self.path / "song_ids.parquet")
+        layouts().write_triplets(self.path, triplets)
 
 
 class JoinedCheckpoint(Checkpoint):
@@ -141,10 +94,10 @@ class JoinedCheckpoint(Checkpoint):
     and the visible plays of each user-hash shard, visible/shard-NNNN.parquet (PLAYS_SCHEMA)."""
 
     def users(self, columns: list[str] | None = None) -> pa.Table:
-        return read_parquet(self.path / "users.parquet", columns)
+        return layouts().read_parquet(self.path / "users.parquet", columns)
 
     def songs(self, columns: list[str] | None = None) -> pa.Table:
-        return read_parquet(self.path / "songs.parquet", columns)
+        return layouts().read_parquet(self.path / "songs.parquet", columns)
 
     def user_ids(self) -> pa.Array:
         return self.users(["user_id"]).column("user_id").combine_chunks()
@@ -157,52 +110,17 @@ class JoinedCheckpoint(Checkpoint):
         return self.songs(["sparse_index"]).num_rows, self.users(["sparse_index"]).num_rows
 
     def visible(self, shard: int) -> Plays:
-        return _read_plays(self._shard_path(shard))
+        return layouts().read_plays(self._shard_path(shard))
 
     def hidden(self) -> Plays:
-        return _read_plays(self.path / "hidden.parquet")
+        return layouts().read_plays(self.path / "hidden.parquet")
 
     def _shard_path(self, shard: int) -> Path:
         return self.path / "visible" / f"shard-{shard:04d}.parquet"
 
     def write_joined(self, joined: JoinedPlays, shards: np.ndarray, n_shards: int) -> None:
         """Everything at once, on two threads: `shards` is the shard of each user."""
-        users = pa.table(
-            {
-                "sparse_index": np.arange(len(joined.user_ids), dtype=np.int32),
-                "user_id": joined.user_ids,
-            }
-        )
-        songs = pa.table(
-            {
-                "sparse_index": np.arange(len(joined.song_ids), dtype=np.int32),
-                "song_id": joined.song_ids,
-                "catalog_row": joined.song_catalog_rows,
-            }
-        )
-        (self.path / "visible").mkdir()
-        play_shards = shards[joined.visible.user_index]
-        by_shard = np.argsort(play_shards, kind="stable")  # a radix sort; plays keep their order
-        plays_per_shard = np.bincount(play_shards, minlength=n_shards)
-        ends = np.cumsum(plays_per_shard)
-        starts = ends - plays_per_shard
-
-        def write_shard(shard: int) -> None:
-            rows = by_shard[starts[shard] : ends[shard]]
-            table = _plays_table(joined.visible.subset(rows))
-            write_parquet(table, self._shard_path(shard), PLAYS_SCHEMA, compress=True)
-
-        hidden = _plays_table(joined.hidden)
-        run_concurrently(
-            [
-                partial(write_parquet, users, self.path / "users.parquet", USERS_SCHEMA),
-                partial(write_parquet, songs, self.path / "songs.parquet", SONGS_SCHEMA),
-                partial(
-                    write_parquet, hidden, self.path / "hidden.parquet", PLAYS_SCHEMA, compress=True
-                ),
-                *[partial(write_shard, shard) for shard in range(n_shards)],
-            ]
-        )
+        layouts().write_joined(self.path, self._shard_path, joined, shards, n_shards)
 
 
 class UserRowsCheckpoint(Checkpoint):
@@ -213,7 +131,7 @@ class UserRowsCheckpoint(Checkpoint):
         return self.path / "user_rows.parquet"
 
     def rows(self) -> pa.Table:
-        return read_parquet(self.rows_path)
+        return layouts().read_parquet(self.rows_path)
 
 
 class DeliverablesCheckpoint(Checkpoint):
@@ -256,27 +174,6 @@ class DeliverablesCheckpoint(Checkpoint):
             )
         except (OSError, ValueError, KeyError, TypeError):
             return False
-
-
-def _plays_table(plays: Plays) -> pa.Table:
-    return pa.table(
-        {
-            "user_index": plays.user_index,
-            "song_index": plays.song_index,
-            "play_count": plays.play_count,
-            "is_train": plays.is_train,
-        }
-    )
-
-
-def _read_plays(path: Path) -> Plays:
-    table = read_parquet(path)
-    return Plays(
-        user_index=column_array(table, "user_index"),
-        song_index=column_array(table, "song_index"),
-        play_count=column_array(table, "play_count"),
-        is_train=column_array(table, "is_train"),
-    )
 
 
 def _read_json(path: Path) -> dict:

@@ -10,7 +10,10 @@ requires: a changed input or parameter reaches exactly the tasks downstream of i
 
 from __future__ import annotations
 
+import functools
+import importlib
 import logging
+import os
 from pathlib import Path
 
 import luigi
@@ -23,12 +26,40 @@ from msd_tasks.formats.checkpoints import Checkpoint, DeliverablesCheckpoint
 from msd_tasks.formats.publish import checksums
 from msd_tasks.graph.config import paths, pipeline
 from msd_tasks.graph.runstats import measured
-from msd_tasks.stages.join import automatic_shard_count
+from msd_tasks.stages.shards import automatic_shard_count
 
 logger = logging.getLogger("luigi-interface")
 
 # Bump when a change to the code changes what a checkpoint holds: every generation is rebuilt.
 CHECKPOINT_VERSION = "4"
+
+# The longest path: the train import, JoinPlays, the shards, UserTable. Luigi runs the runnable
+# task of highest priority first and gives a task's requirements its priority: the train import
+# starts before the small imports, and the shards before the tasks beside them (RESULTS.md).
+PRIORITY = {"train import": 100, "longest path": 50}
+
+# What the tasks' build() methods import (numpy, pyarrow, pandas, PyTables). Planning needs
+# none of it, so a no-op build does not import it. Luigi forks a process per task (--workers 2):
+# imported before the first fork, it is imported once per build instead of once per task
+# (RESULTS.md, "Design measurements").
+STAGE_LIBRARIES = (
+    "msd_tasks.formats.layouts",
+    "msd_tasks.formats.deliverables",
+    "msd_tasks.stages.songs",
+    "msd_tasks.stages.users",
+    "msd_tasks.stages.matrices",
+)
+
+
+@functools.cache  # registered once per process
+def import_stage_libraries_before_forks() -> None:
+    """Have the stage libraries imported in this process before it forks a task process."""
+    os.register_at_fork(before=_import_stage_libraries)
+
+
+def _import_stage_libraries() -> None:
+    for name in STAGE_LIBRARIES:
+        importlib.import_module(name)
 
 
 class RawFile(luigi.ExternalTask):

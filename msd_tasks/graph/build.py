@@ -1,6 +1,7 @@
 """The end of the graph: the build report, the publication of the deliverables, and BuildAll.
 
-`luigi --module msd_tasks BuildAll` runs everything; msd_tasks/graph/tasks.py has the stages.
+`luigi --module msd_tasks BuildAll` runs everything; graph/inputs.py and graph/outputs.py have
+the stages.
 """
 
 from __future__ import annotations
@@ -23,19 +24,13 @@ from msd_tasks.graph.base import (
     DeliverableTask,
     graph_tasks,
     identity,
+    import_stage_libraries_before_forks,
     planned_fingerprints,
     planned_raw_files,
 )
 from msd_tasks.graph.config import paths, pipeline
-from msd_tasks.graph.tasks import (
-    ImportTriplets,
-    IndexMappings,
-    PerUserMusic,
-    PlayMatrices,
-    RawDigests,
-    SongTable,
-    UserTable,
-)
+from msd_tasks.graph.inputs import ImportTriplets, RawDigests
+from msd_tasks.graph.outputs import IndexMappings, PerUserMusic, PlayMatrices, SongTable, UserTable
 from msd_tasks.report.summary import BuildSummary, TaskRun, summarize
 
 logger = logging.getLogger("luigi-interface")
@@ -192,6 +187,7 @@ class BuildAll(luigi.WrapperTask):
 
     def requires(self):
         interrupts.install()  # SIGINT/SIGTERM: exit by them, never half-publish
+        import_stage_libraries_before_forks()
         missing = raw.missing_files(paths().raw_dir)
         if missing:
             logger.error("%s", MissingInputError(missing, raw.SOURCES))

@@ -171,17 +171,6 @@ def _pairs(plays: tuple[np.ndarray, np.ndarray, np.ndarray], n_songs: int) -> np
     return distinct(plays[0].astype(np.int64) * n_songs + plays[1])
 
 
-# With `[pipeline] n_shards = 0`: one shard per 384 MiB of train text (about 6M plays, 8 shards
-# for the real 2.9 GB file), and at least two, one for each of two workers.
-SHARD_TEXT_BYTES = 384 << 20
-MIN_SHARDS = 2
-
-
-def automatic_shard_count(train_text_bytes: int) -> int:
-    """Shards sized to the data: small builds are not split into tasks smaller than their cost."""
-    return max(MIN_SHARDS, -(-train_text_bytes // SHARD_TEXT_BYTES))
-
-
 def user_shards(user_ids: pa.Array, n_shards: int) -> np.ndarray:
     """A stable shard number per user: CRC-32 of the UTF-8 id modulo n_shards.
 

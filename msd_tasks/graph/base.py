@@ -10,10 +10,8 @@ requires: a changed input or parameter reaches exactly the tasks downstream of i
 
 from __future__ import annotations
 
-import functools
 import importlib
 import logging
-import os
 from pathlib import Path
 
 import luigi
@@ -31,7 +29,7 @@ from msd_tasks.stages.shards import automatic_shard_count
 logger = logging.getLogger("luigi-interface")
 
 # Bump when a change to the code changes what a checkpoint holds: every generation is rebuilt.
-CHECKPOINT_VERSION = "4"
+CHECKPOINT_VERSION = "5"
 
 # The longest path: the train import, JoinPlays, the shards, UserTable. Luigi runs the runnable
 # task of highest priority first and gives a task's requirements its priority: the train import
@@ -40,8 +38,8 @@ PRIORITY = {"train import": 100, "longest path": 50}
 
 # What the tasks' build() methods import (numpy, pyarrow, pandas, PyTables). Planning needs
 # none of it, so a no-op build does not import it. Luigi forks a process per task (--workers 2):
-# imported before the first fork, it is imported once per build instead of once per task
-# (RESULTS.md, "Design measurements").
+# imported before the forks, by BuildAll when it is not complete, it is imported once per build
+# instead of once per task (RESULTS.md, "Design measurements").
 STAGE_LIBRARIES = (
     "msd_tasks.formats.layouts",
     "msd_tasks.formats.deliverables",
@@ -51,13 +49,7 @@ STAGE_LIBRARIES = (
 )
 
 
-@functools.cache  # registered once per process
-def import_stage_libraries_before_forks() -> None:
-    """Have the stage libraries imported in this process before it forks a task process."""
-    os.register_at_fork(before=_import_stage_libraries)
-
-
-def _import_stage_libraries() -> None:
+def import_stage_libraries() -> None:
     for name in STAGE_LIBRARIES:
         importlib.import_module(name)
 
@@ -86,8 +78,8 @@ class ShardCount(luigi.IntParameter):
     def normalize(self, x):
         count = super().normalize(x) or pipeline().n_shards
         if count == 0:
-            train = raw.raw_path(paths().raw_dir, "train")
-            count = automatic_shard_count(train.stat().st_size if train.exists() else 0)
+            train = raw.raw_source(paths().raw_dir, "train")
+            count = automatic_shard_count(train.text_bytes() if train.path.exists() else 0)
         if count < 1:
             raise ValueError(f"n_shards must be 0 (automatic) or at least 1, not {count}")
         return count

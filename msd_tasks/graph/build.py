@@ -24,7 +24,7 @@ from msd_tasks.graph.base import (
     DeliverableTask,
     graph_tasks,
     identity,
-    import_stage_libraries_before_forks,
+    import_stage_libraries,
     planned_fingerprints,
     planned_raw_files,
 )
@@ -171,7 +171,9 @@ class Publish(luigi.Task):
         )
         in_use = {task.folder() for task in graph_tasks(self)}
         checkpoint_dir = Path(paths().checkpoint_dir)
-        raw.record_digests(checkpoint_dir, *planned_raw_files(self), summary.inputs)
+        raw.record_digests(
+            paths().raw_dir, checkpoint_dir, *planned_raw_files(self), summary.inputs
+        )
         removed = prune_generations(checkpoint_dir, pipeline().keep_generations, in_use)
         removed += remove_orphan_temporaries(checkpoint_dir)
         if removed:
@@ -185,9 +187,14 @@ class BuildAll(luigi.WrapperTask):
     The raw files are fingerprinted once, here: every task plans with the same fingerprints.
     """
 
+    def complete(self) -> bool:
+        done = super().complete()
+        if not done:  # tasks will run, in processes forked from this one: import their libraries
+            import_stage_libraries()  # once, here, not in each of them
+        return done
+
     def requires(self):
         interrupts.install()  # SIGINT/SIGTERM: exit by them, never half-publish
-        import_stage_libraries_before_forks()
         missing = raw.missing_files(paths().raw_dir)
         if missing:
             logger.error("%s", MissingInputError(missing, raw.SOURCES))

@@ -3,8 +3,8 @@ raw files' digests. Each task reads its inputs through `self.input()`, calls the
 functions (msd_tasks/stages) and writes its checkpoint (msd_tasks/formats/checkpoints.py).
 
 The stage modules (numpy, pyarrow, pandas) are imported in `build()`, where they are used:
-planning and a no-op build need none of them. `BuildAll` has them imported once, before Luigi
-forks its first task process (graph/base.py, `import_stage_libraries_before_forks`).
+planning and a no-op build need none of them. `BuildAll` imports them once, before Luigi forks
+its task processes (graph/base.py, `import_stage_libraries`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import luigi
 from msd_tasks.formats import raw
 from msd_tasks.formats.checkpoints import JoinedCheckpoint, SongsCheckpoint, TripletsCheckpoint
 from msd_tasks.graph.base import PRIORITY, CheckpointTask, RawFile, ShardCount
-from msd_tasks.graph.config import quality
+from msd_tasks.graph.config import paths, quality
 
 logger = logging.getLogger("luigi-interface")
 
@@ -69,7 +69,7 @@ class ImportTriplets(CheckpointTask):
     def build(self, out: TripletsCheckpoint):
         from msd_tasks.stages.triplets import read_triplets
 
-        path = self.raw_path(self.kind)
+        path = raw.raw_source(paths().raw_dir, self.kind)  # a file, or a member of an archive
         triplets = read_triplets(path, self.on_bad_lines)
         self.check_unchanged(self.kind)
         if triplets.skipped_lines:
@@ -191,10 +191,10 @@ class RawDigests(CheckpointTask):
         }
 
     def build(self, out):
-        digests = {}
+        digests = {}  # by file name under raw_dir: visible and hidden may share an archive
         for task in self.requires()["raw"]:
-            path = self.raw_path(task.key)
-            if path.exists():  # sid_mismatches.txt may be absent
-                digests[task.key] = raw.file_digest(path)
+            path, name = self.raw_path(task.key), raw.raw_name(paths().raw_dir, task.key)
+            if path.exists() and name not in digests:  # sid_mismatches.txt may be absent
+                digests[name] = raw.file_digest(path)
                 self.check_unchanged(task.key)
         return {"inputs": digests}

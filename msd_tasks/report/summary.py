@@ -6,9 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from msd_tasks.formats.raw import OPTIONAL_FILES, RAW_FILES, TRIPLET_KINDS
-
-RAW_PATHS = {**RAW_FILES, **OPTIONAL_FILES}
+from msd_tasks.formats.raw import RAW_FILES, TRIPLET_KINDS
 
 # The funnel: (stage, key in its stats.json, label); the stages are those of `summarize`.
 FUNNEL = (
@@ -76,9 +74,9 @@ def summarize(
         parameters=dict(parameters),
         fingerprints=dict(fingerprints),
         inputs={
-            RAW_PATHS[key]: digest
+            name: digest
             for stage in stages.values()
-            for key, digest in sorted(stage.get("inputs", {}).items())
+            for name, digest in sorted(stage.get("inputs", {}).items())
         },
         funnel=tuple(
             FunnelStep(_funnel_key(stage, key), label, int(stages[stage][key]))

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from pyarrow import csv
 
 from msd_tasks.errors import InputError
+from msd_tasks.formats.raw import RawSource, refuse_compressed
 from msd_tasks.stages.matrices import MAX_EXACT_FLOAT32
 
 # Above it a float32 matrix cell can no longer hold the count exactly.
@@ -56,15 +57,18 @@ class Triplets:
         return len(self.play_count)
 
 
-def read_triplets(path: Path, on_bad_lines: str = "error") -> Triplets:
-    """Read a triplet file; `on_bad_lines='skip'` drops malformed lines and counts them.
+def read_triplets(path: RawSource | Path, on_bad_lines: str = "error") -> Triplets:
+    """Read a triplet file (or one in a .gz or .zip archive, as a stream); `on_bad_lines='skip'`
+    drops malformed lines and counts them.
 
     One rule in both modes (`describe_bad_line`): `error` fails on the first malformed line,
     `skip` skips exactly the lines `error` would fail on. Text that is not UTF-8 and a line
     longer than pyarrow's parse block is read in larger blocks.
     """
-    path = Path(path)
-    if path.stat().st_size == 0:
+    path = as_source(path)
+    if path.compression is None:
+        refuse_compressed(path.path)
+    if path.text_bytes() == 0:
         raise InputError(path, "line 1", f"{EXPECTED_LINE} lines", "an empty file")
     skipped = 0
 
@@ -112,11 +116,22 @@ def read_triplets(path: Path, on_bad_lines: str = "error") -> Triplets:
     )
 
 
-def _read(path: Path, invalid_row_handler=None, block: int | None = None) -> pa.Table:
+def as_source(path: RawSource | Path) -> RawSource:
+    return path if isinstance(path, RawSource) else RawSource(Path(path))
+
+
+def _read(source: RawSource, invalid_row_handler=None, block: int | None = None) -> pa.Table:
     """Parse with pyarrow: ids dictionary-encoded, play counts as text (`_play_counts`)."""
+    if source.compression is None:  # pyarrow's own reader
+        return _parse(str(source.path), invalid_row_handler, block or block_size(source))
+    with source.open() as stream:
+        return _parse(stream, invalid_row_handler, block or block_size(source))
+
+
+def _parse(stream, invalid_row_handler, block: int) -> pa.Table:
     return csv.read_csv(
-        path,
-        read_options=csv.ReadOptions(column_names=COLUMNS, block_size=block or block_size(path)),
+        stream,
+        read_options=csv.ReadOptions(column_names=COLUMNS, block_size=block),
         parse_options=csv.ParseOptions(
             delimiter="\t", quote_char=False, invalid_row_handler=invalid_row_handler
         ),
@@ -128,8 +143,9 @@ def _read(path: Path, invalid_row_handler=None, block: int | None = None) -> pa.
     )
 
 
-def block_size(path: Path) -> int:
-    return min(max(path.stat().st_size // MIN_BLOCKS, MIN_BLOCK_SIZE), MAX_BLOCK_SIZE)
+def block_size(path: RawSource | Path) -> int:
+    text_bytes = as_source(path).text_bytes()
+    return min(max(text_bytes // MIN_BLOCKS, MIN_BLOCK_SIZE), MAX_BLOCK_SIZE)
 
 
 def _play_counts(texts: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
@@ -202,15 +218,15 @@ def describe_bad_line(line: bytes) -> tuple[str, str] | None:
     return None
 
 
-def raw_lines(path: Path) -> Iterator[bytes]:
+def raw_lines(path: RawSource | Path) -> Iterator[bytes]:
     """The lines of a file as pyarrow's CSV reader splits them: at \\n, \\r\\n or a lone \\r."""
-    with open(path, "rb") as file:
+    with as_source(path).open() as file:
         first = file.readline().removeprefix(UTF8_BOM)  # pyarrow skips a BOM too
         for line in itertools.chain([first], file):  # each up to and including \n
             yield from line.splitlines()
 
 
-def first_bad_line(path: Path, fatal_only: bool = False) -> InputError | None:
+def first_bad_line(path: RawSource | Path, fatal_only: bool = False) -> InputError | None:
     """Scan a file line by line (slow, only after the fast reader failed) for its first bad line.
 
     With `fatal_only`, only bytes that are not UTF-8 count (skip mode skips the other faults).
@@ -222,5 +238,5 @@ def first_bad_line(path: Path, fatal_only: bool = False) -> InputError | None:
     return None
 
 
-def longest_line(path: Path) -> int:
+def longest_line(path: RawSource | Path) -> int:
     return max((len(line) for line in raw_lines(path)), default=0)

@@ -5,7 +5,14 @@
 
 from msd_tasks.graph.build import BuildAll, BuildReport, Publish
 from msd_tasks.graph.inputs import CleanSongs, ImportTriplets, JoinPlays, RawDigests
-from msd_tasks.graph.outputs import IndexMappings, PerUserMusic, PlayMatrices, SongTable, UserTable
+from msd_tasks.graph.outputs import (
+    IndexMappings,
+    PerUserMusic,
+    PlayMatrices,
+    PlaysTable,
+    SongTable,
+    UserTable,
+)
 
 __all__ = [
     "BuildAll",
@@ -16,6 +23,7 @@ __all__ = [
     "JoinPlays",
     "PerUserMusic",
     "PlayMatrices",
+    "PlaysTable",
     "Publish",
     "RawDigests",
     "SongTable",

@@ -16,6 +16,7 @@ import tables
 
 from msd_tasks.formats.hdf_times import clear_modification_times
 from msd_tasks.formats.list_pickle import list_columns_pickle
+from msd_tasks.stages.long_plays import SPLITS, LongPlays
 from msd_tasks.stages.music import DIMENSIONS
 
 HDF_KEY = "df"
@@ -136,3 +137,35 @@ def _check_written(path: Path) -> None:
             written.get_node(f"/{HDF_KEY}")
     except (tables.HDF5ExtError, tables.NoSuchNodeError) as error:
         raise OSError(f"{path} is incomplete after writing it (disk full?)") from error
+
+
+# plays.parquet: one row per surviving play, sorted by user, song, split, play count. Each
+# column's description is in its field metadata, and the table's in the file's metadata.
+PLAYS_COLUMNS = {
+    "user_index": (pa.int32(), "the user's sparse_index: a column of the matrices"),
+    "song_index": (pa.int32(), "the song's sparse_index: a row of the matrices"),
+    "play_count": (pa.int32(), "the line's play count"),
+    "split": (
+        pa.dictionary(pa.int8(), pa.string()),
+        "train (train_triplets.txt) and visible (the visible test file) sum to "
+        "train_sparse.npz; hidden (the hidden test file) sums to test_sparse.npz",
+    ),
+}
+PLAYS_DESCRIPTION = (
+    "One row per play that survives the join, a line of a triplet file; rows sorted by "
+    "user_index, song_index, split, play_count. Summed by (song_index, user_index) they give "
+    "the play matrices."
+)
+
+
+def plays_table(plays: LongPlays) -> pa.Table:
+    split = pa.DictionaryArray.from_arrays(pa.array(plays.split), pa.array(list(SPLITS)))
+    schema = pa.schema(
+        [
+            pa.field(name, kind, nullable=False, metadata={"description": description})
+            for name, (kind, description) in PLAYS_COLUMNS.items()
+        ],
+        metadata={"description": PLAYS_DESCRIPTION},
+    )
+    columns = [plays.user_index, plays.song_index, plays.play_count, split]
+    return pa.Table.from_arrays(columns, schema=schema)

@@ -30,13 +30,20 @@ from msd_tasks.graph.base import (
 )
 from msd_tasks.graph.config import paths, pipeline
 from msd_tasks.graph.inputs import ImportTriplets, RawDigests
-from msd_tasks.graph.outputs import IndexMappings, PerUserMusic, PlayMatrices, SongTable, UserTable
+from msd_tasks.graph.outputs import (
+    IndexMappings,
+    PerUserMusic,
+    PlayMatrices,
+    PlaysTable,
+    SongTable,
+    UserTable,
+)
 from msd_tasks.report.summary import BuildSummary, TaskRun, summarize
 
 logger = logging.getLogger("luigi-interface")
 
 # The tasks whose checkpoints hold the deliverables.
-PRODUCERS = (IndexMappings, PlayMatrices, SongTable, UserTable)
+PRODUCERS = (IndexMappings, PlayMatrices, PlaysTable, SongTable, UserTable)
 DELIVERABLES = {name: task for task in PRODUCERS for name in task.published}
 # Stages whose stats a summary reads, by family (the imports by kind).
 SUMMARY_STAGES = ("CleanSongs", "JoinPlays", "PlayMatrices", "SongTable", "RawDigests")

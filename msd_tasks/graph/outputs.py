@@ -94,6 +94,28 @@ class PlayMatrices(DeliverableTask):
 
 
 @inherits(JoinPlays)
+class PlaysTable(DeliverableTask):
+    """plays.parquet: one row per surviving play, with its split (formats/deliverables.py)."""
+
+    published = ("plays.parquet",)
+
+    def requires(self):
+        return self.clone_parent()
+
+    def build(self, out):
+        from msd_tasks.formats.deliverables import plays_table
+        from msd_tasks.formats.parquet import write_parquet
+        from msd_tasks.stages.long_plays import long_plays
+
+        joined: JoinedCheckpoint = self.input()
+        visible = [joined.visible(shard) for shard in range(self.n_shards)]
+        plays = long_plays(visible, joined.hidden(), joined.shape()[0])
+        del visible
+        write_parquet(plays_table(plays), out.file("plays.parquet"), compress=True)
+        return {"plays": len(plays.play_count)}
+
+
+@inherits(JoinPlays)
 class SongTable(DeliverableTask):
     """song_df.h5 / song_df.parquet: one row per song sparse_index, all metadata plus genre."""
 

@@ -156,6 +156,7 @@ PROCESS_MODULES = {  # real `luigi`/`luigid` processes, signals, kills
     "test_faults",
     "test_full_disk",
     "test_interrupts",
+    "test_metrics",
     "test_notebook_port",
     "test_readme_luigid",
     "test_scheduler",

@@ -154,6 +154,7 @@ class Build:
     lock_dir: Path | None = None
     extra: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+    config: str = ""  # more luigi.cfg sections
     name: str = "build"
     started: list[Run] = field(default_factory=list)  # every run of it, for the cleanup
 
@@ -194,7 +195,7 @@ class Build:
         """Start the command in its own session (so that its whole process group can be killed);
         `prefix` runs it through another command (`prefix + command`)."""
         self.cwd.mkdir(parents=True, exist_ok=True)
-        (self.cwd / "luigi.cfg").write_text(LUIGI_CFG)
+        (self.cwd / "luigi.cfg").write_text(LUIGI_CFG + self.config)
         stem = self.cwd / f"{self.name}{attempt}"
         with open(f"{stem}.out", "wb") as out, open(f"{stem}.err", "wb") as err:
             process = subprocess.Popen(

@@ -107,6 +107,12 @@ class CheckpointTask(luigi.Task):
         description="size:mtime of each raw file when the build was planned, to check that "
         "the file read is the one planned with",
     )
+    planned_at = luigi.FloatParameter(
+        default=0.0,
+        significant=False,
+        visibility=ParameterVisibility.HIDDEN,
+        description="Unix time BuildAll planned the build at, for the build's wall time",
+    )
 
     checkpoint = Checkpoint  # the class of its checkpoint
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
 import luigi
@@ -18,17 +19,20 @@ from msd_tasks.errors import MissingInputError
 from msd_tasks.formats import raw
 from msd_tasks.formats.atomic import prune_generations, remove_orphan_temporaries
 from msd_tasks.formats.checkpoints import DeliverablesCheckpoint
+from msd_tasks.formats.metrics import BuildMetrics, TaskMetrics, write_metrics
 from msd_tasks.formats.publish import publish
 from msd_tasks.graph import interrupts
 from msd_tasks.graph.base import (
+    CheckpointTask,
     DeliverableTask,
+    RawFile,
     graph_tasks,
     identity,
     import_stage_libraries,
     planned_fingerprints,
     planned_raw_files,
 )
-from msd_tasks.graph.config import paths, pipeline
+from msd_tasks.graph.config import metrics_path, paths, pipeline
 from msd_tasks.graph.inputs import ImportTriplets, RawDigests
 from msd_tasks.graph.outputs import (
     IndexMappings,
@@ -176,6 +180,7 @@ class Publish(luigi.Task):
             },
             known_checksums=known_checksums,
         )
+        write_metrics(metrics_path(), success_metrics(summary, self.planned_at))
         in_use = {task.folder() for task in graph_tasks(self)}
         checkpoint_dir = Path(paths().checkpoint_dir)
         raw.record_digests(
@@ -208,4 +213,69 @@ class BuildAll(luigi.WrapperTask):
         identity, stats = raw.planned_fingerprints(
             Path(paths().raw_dir), Path(paths().checkpoint_dir)
         )
-        return self.clone(Publish, fingerprints=identity, raw_stats=stats)
+        planned_at = self.planned_at or self.__dict__.setdefault("_planned_at", time.time())
+        return self.clone(Publish, fingerprints=identity, raw_stats=stats, planned_at=planned_at)
+
+
+def success_metrics(summary: BuildSummary, planned_at: float) -> BuildMetrics:
+    finished = time.time()
+    return BuildMetrics(
+        succeeded=True,
+        finished_at=finished,
+        wall_seconds=finished - planned_at if planned_at else None,
+        tasks=tuple(
+            TaskMetrics(run.task, run.family, run.wall_seconds, run.peak_rss_bytes)
+            for run in summary.runs
+        ),
+        funnel={step.key: step.count for step in summary.funnel},
+        skipped_lines=dict(summary.counts["skipped_lines"]),
+        warnings=summary.warnings,
+    )
+
+
+def write_failure_metrics(task: luigi.Task, reason: str) -> None:
+    """metrics.prom for a failed build: the failure, and the runs of the checkpoints upstream
+    of the failed task. Never raises: the build's own error is the one to see."""
+    try:
+        finished = time.time()
+        planned_at = getattr(task, "planned_at", 0.0)
+        done = [other for other in graph_tasks(task) if other.output().exists()]
+        runs = [(other, other.output().run()) for other in done]
+        write_metrics(
+            metrics_path(),
+            BuildMetrics(
+                succeeded=False,
+                finished_at=finished,
+                wall_seconds=finished - planned_at if planned_at else None,
+                tasks=tuple(
+                    TaskMetrics(
+                        other.task_id,
+                        other.get_task_family(),
+                        run["wall_seconds"],
+                        run["peak_rss_bytes"],
+                    )
+                    for other, run in runs
+                    if run is not None
+                ),
+                failure=f"{task}: {reason}",
+            ),
+        )
+    except Exception as error:
+        logger.warning("Could not write %s: %r", metrics_path(), error)
+
+
+@CheckpointTask.event_handler(luigi.Event.FAILURE)
+@Publish.event_handler(luigi.Event.FAILURE)
+def _task_failed(task: luigi.Task, exception: BaseException) -> None:
+    write_failure_metrics(task, f"{type(exception).__name__}: {exception}")
+
+
+@CheckpointTask.event_handler(luigi.Event.PROCESS_FAILURE)
+@Publish.event_handler(luigi.Event.PROCESS_FAILURE)
+def _task_process_died(task: luigi.Task, error_message: str) -> None:
+    write_failure_metrics(task, error_message)
+
+
+@RawFile.event_handler(luigi.Event.DEPENDENCY_MISSING)
+def _raw_file_missing(task: luigi.Task) -> None:
+    write_failure_metrics(task, f"missing raw file {task.output().path}")

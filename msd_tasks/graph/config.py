@@ -6,6 +6,8 @@ the checkpoint paths.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import luigi
 
 
@@ -41,3 +43,15 @@ class quality(luigi.Config):
         default="warn",
         description="Test-file users who also have train lines: a warning or an error",
     )
+
+
+class metrics(luigi.Config):
+    path = luigi.Parameter(
+        default="",
+        description="Where every build writes metrics.prom (Prometheus text format); "
+        "empty: <output_dir>/metrics.prom",
+    )
+
+
+def metrics_path() -> Path:
+    return Path(metrics().path or Path(paths().output_dir) / "metrics.prom")

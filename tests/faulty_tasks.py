@@ -16,6 +16,7 @@ paths); only what happens inside PerUserMusic changes, as the environment says:
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import time
@@ -25,16 +26,19 @@ import msd_tasks
 
 __all__ = ["msd_tasks"]
 
-# The module defining PerUserMusic: `user_rows` and `write_parquet` are looked up in its globals.
+# The module defining PerUserMusic, and the modules its build() imports `user_rows` and
+# `write_parquet` from, when it runs: patched there, they are the ones it calls.
 tasks = sys.modules[msd_tasks.PerUserMusic.__module__]
+users = importlib.import_module("msd_tasks.stages.users")
+parquet = importlib.import_module("msd_tasks.formats.parquet")
 
 # The shard of the PerUserMusic running in this process (each task runs in its own process with
 # --workers > 1, and in the luigi process itself, one after the other, with --workers 1).
 _running: dict[str, int | None] = {"shard": None}
 
 _original_run = tasks.PerUserMusic.run
-_original_user_rows = tasks.user_rows
-_original_write_parquet = tasks.write_parquet
+_original_user_rows = users.user_rows
+_original_write_parquet = parquet.write_parquet
 
 
 def _meet_the_other_process() -> None:
@@ -77,5 +81,5 @@ def _write_parquet(table, path, *args, **kwargs):
 
 
 tasks.PerUserMusic.run = _run
-tasks.user_rows = _user_rows
-tasks.write_parquet = _write_parquet
+users.user_rows = _user_rows
+parquet.write_parquet = _write_parquet

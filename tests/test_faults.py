@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 import scipy.sparse
 
+from msd_tasks.formats.metrics import FILE_NAME as METRICS
 from tests.deliverable_compare import assert_deliverables_match
 from tests.notebook_port import run_notebook
 
@@ -91,12 +92,14 @@ def wait_until(run: Run, condition, timeout: float = 120, what: str = "") -> Non
 
 
 def snapshot(*roots: Path) -> dict[str, tuple[int, int]]:
-    """Every file and folder under roots with its size and mtime_ns."""
+    """Every file and folder under roots with its size and mtime_ns (but metrics.prom, which
+    every build writes, failed ones too)."""
     return {
         str(path): (path.stat().st_size, path.stat().st_mtime_ns)
         for root in roots
         if root.exists()
         for path in [root, *root.rglob("*")]
+        if path.name != METRICS
     }
 
 

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 import pytest
 import scipy.sparse
 
+from msd_tasks.formats.metrics import FILE_NAME as METRICS
 from msd_tasks.formats.raw import DIGESTS_FILE
 
 if TYPE_CHECKING:
@@ -143,10 +144,12 @@ def disk_usage(root: Path) -> int:
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:
-    """Every file and folder under root with its size and mtime_ns."""
+    """Every file and folder under root with its size and mtime_ns (but metrics.prom, which
+    every build writes, failed ones too)."""
     return {
         str(path.relative_to(root)): (path.stat().st_size, path.stat().st_mtime_ns)
         for path in [root, *root.rglob("*")]
+        if path.name != METRICS
     }
 
 

@@ -18,6 +18,7 @@ SHOWN = {  # what the scheduler (and its UI) shows of each task, written out by 
     "RawDigests": {"on_bad_lines": "error", "drop_mismatches": False},
     "IndexMappings": JOIN,
     "PlayMatrices": JOIN,
+    "PlaysTable": JOIN,
     "SongTable": JOIN,
     "PerUserMusic": {**JOIN, "music_scaling": "raw", "shard": 0},
     "UserTable": {**JOIN, "music_scaling": "raw"},

@@ -31,6 +31,7 @@ from luigi.configuration import get_config
 from luigi.task_register import Register
 
 from msd_tasks.formats import raw
+from msd_tasks.formats.metrics import FILE_NAME as METRICS
 from msd_tasks.graph.base import graph_tasks
 from msd_tasks.graph.build import DELIVERABLES, Publish
 from msd_tasks.graph.interrupts import STOP_SECONDS
@@ -255,10 +256,12 @@ N_SHARDS = 2
 
 
 def snapshot(folder: Path) -> dict[str, bytes | None]:
-    """Every file (its bytes) and folder (None) under `folder`, hidden ones included."""
+    """Every file (its bytes) and folder (None) under `folder`, hidden ones included, but
+    metrics.prom, which every build writes, interrupted ones too."""
     return {
         path.relative_to(folder).as_posix(): path.read_bytes() if path.is_file() else None
         for path in sorted(folder.rglob("*"))
+        if path.name != METRICS
     }
 
 

@@ -21,6 +21,7 @@ from luigi.execution_summary import LuigiStatusCode
 
 from msd_tasks.errors import InputError
 from msd_tasks.formats.checkpoints import SongsCheckpoint
+from msd_tasks.formats.metrics import FILE_NAME as METRICS
 from msd_tasks.formats.raw import fingerprints
 from msd_tasks.graph.build import BuildAll
 from msd_tasks.graph.inputs import CleanSongs
@@ -124,7 +125,7 @@ def test_changed_genre_file_reruns_exactly_what_depends_on_it(handmade, pipeline
     new = set(success_markers(pipeline.checkpoint_dir)) - set(before)
     assert families(new) == sorted(
         ["CleanSongs", "JoinPlays", "IndexMappings", "PlayMatrices", "SongTable", "UserTable"]
-        + ["BuildReport", "RawDigests"]
+        + ["BuildReport", "RawDigests", "PlaysTable"]
         + ["PerUserMusic"] * 3
     )
     genres_out = pd.read_hdf(pipeline.output_dir / "song_df.h5", key="df")["genre"]
@@ -147,7 +148,11 @@ def test_missing_raw_files_are_missing_data(tmp_path, pipeline_in):
     pipeline = pipeline_in(raw_dir)
     result = pipeline.build()
     assert result.status == LuigiStatusCode.MISSING_EXT
-    assert not pipeline.output_dir.exists() or not os.listdir(pipeline.output_dir)
+    # Nothing published; only metrics.prom, which says the build failed, and why.
+    assert os.listdir(pipeline.output_dir) == [METRICS]
+    metrics = (pipeline.output_dir / METRICS).read_text()
+    assert "msd_build_succeeded 0.0" in metrics
+    assert "missing raw file" in metrics
 
 
 def test_old_generations_are_pruned(handmade, pipeline_in, tmp_path):
@@ -239,7 +244,7 @@ def test_missing_raw_files_exit_20_and_list_every_path(handmade, tmp_path):
     ):
         assert name in done.stderr
     assert "millionsongdataset.com/tasteprofile" in done.stderr
-    assert not (tmp_path / "out").exists()
+    assert os.listdir(tmp_path / "out") == [METRICS]  # nothing published
 
 
 def test_a_deleted_deliverable_is_published_again(handmade, pipeline_in, tmp_path):

@@ -3,6 +3,7 @@
 `luigi --module msd_tasks BuildAll` finds the tasks here.
 """
 
+from msd_tasks.graph.benchmark import BenchmarkSplit, MultVaeSplit, PublishBenchmarkSplit
 from msd_tasks.graph.build import BuildAll, BuildReport, Publish
 from msd_tasks.graph.inputs import CleanSongs, ImportTriplets, JoinPlays, RawDigests
 from msd_tasks.graph.outputs import (
@@ -15,16 +16,19 @@ from msd_tasks.graph.outputs import (
 )
 
 __all__ = [
+    "BenchmarkSplit",
     "BuildAll",
     "BuildReport",
     "CleanSongs",
     "ImportTriplets",
     "IndexMappings",
     "JoinPlays",
+    "MultVaeSplit",
     "PerUserMusic",
     "PlayMatrices",
     "PlaysTable",
     "Publish",
+    "PublishBenchmarkSplit",
     "RawDigests",
     "SongTable",
     "UserTable",

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from msd_tasks.formats.atomic import atomic_file
 
+FILE_NAME = "metrics.prom"  # in output_dir, unless [metrics] path says otherwise
 PREFIX = "msd_build"
 # Kept from the previous file: each outcome's time lives on until the next of its kind.
 LAST_TIMES = ("last_success_timestamp_seconds", "last_failure_timestamp_seconds")

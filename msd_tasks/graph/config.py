@@ -54,4 +54,6 @@ class metrics(luigi.Config):
 
 
 def metrics_path() -> Path:
-    return Path(metrics().path or Path(paths().output_dir) / "metrics.prom")
+    from msd_tasks.formats.metrics import FILE_NAME
+
+    return Path(metrics().path or Path(paths().output_dir) / FILE_NAME)

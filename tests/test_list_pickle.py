@@ -6,6 +6,7 @@ from __future__ import annotations
 import pickle
 import pickletools
 
+import h5py
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -13,7 +14,7 @@ import pytest
 import tables
 
 from msd_tasks.formats.deliverables import LIST_COLUMNS, write_hdf, write_user_hdf
-from msd_tasks.formats.list_pickle import BATCH, list_columns_pickle
+from msd_tasks.formats.list_pickle import BATCH, list_columns_pickle, portable_pickle
 from msd_tasks.stages.music import DIMENSIONS
 from msd_tasks.stages.users import USER_ROWS_SCHEMA
 
@@ -51,9 +52,9 @@ def random_lists(seed: int, users: int = 3000):
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_the_bytes_are_cpythons_pickle_without_its_frames(seed):
+def test_the_bytes_are_the_portable_pickle_without_its_frames(seed):
     floats, offsets, ints = random_lists(seed)
-    expected = pickle.dumps(lists_the_slow_way(floats, offsets, ints), 5)
+    expected = portable_pickle(lists_the_slow_way(floats, offsets, ints))
     assert list_columns_pickle(floats, offsets, ints) == unframed(expected)
 
 
@@ -66,7 +67,7 @@ def test_rows_around_the_outer_batches_unpickle_to_the_same_lists(users):
     fast = pickle.loads(list_columns_pickle(floats, offsets, ints))
     assert fast.shape == slow.shape == (users, 2)
     assert [repr(cell) for cell in fast.ravel()] == [repr(cell) for cell in slow.ravel()]
-    assert list_columns_pickle(floats, offsets, ints) == unframed(pickle.dumps(slow, 5))
+    assert list_columns_pickle(floats, offsets, ints) == unframed(portable_pickle(slow))
 
 
 def test_items_outside_int32_are_refused():
@@ -126,3 +127,59 @@ def test_user_df_h5_reads_as_the_frame_pandas_writes_with_lists(tmp_path):
 def _attributes(node) -> dict:
     attributes = {name: repr(node._v_attrs[name]) for name in node._v_attrs._f_list("user")}
     return {"class": type(node).__name__, **attributes}
+
+
+def _globals(data: bytes) -> set[str]:
+    """`module.name` of every global the pickle loads, memoized strings followed."""
+    memo, pushed, found = [], [], set()
+    for opcode, argument, _ in pickletools.genops(data):
+        if opcode.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE"):
+            pushed.append(argument)
+        elif opcode.name in ("BINGET", "LONG_BINGET"):
+            pushed.append(memo[argument])
+        elif opcode.name == "MEMOIZE":
+            memo.append(pushed[-1])
+        elif opcode.name == "STACK_GLOBAL":
+            found.add(f"{pushed[-2]}.{pushed[-1]}")
+            pushed.append(None)
+        elif opcode.name == "GLOBAL":
+            found.add(argument.replace(" ", "."))
+            pushed.append(None)
+        elif opcode.stack_after:  # pushes something else
+            pushed.append(None)
+    return found
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.array(["a", "b", None, float("nan")], dtype=object),
+        np.asfortranarray(np.full((70_000, 2), "x" * 40, dtype=object)),  # several frames
+        np.array([np.float64(1.5), np.int64(3)], dtype=object),  # numpy scalars in cells
+    ],
+)
+def test_portable_pickles_load_on_python_3_4_and_numpy_1(values):
+    data = portable_pickle(values)
+    assert data[:2] == b"\x80\x04"
+    assert max(opcode.proto for opcode, _, _ in pickletools.genops(data)) <= 4
+    assert not any(name.startswith("numpy._core") for name in _globals(data))
+    assert b"numpy._core" not in data
+    loaded = pickle.loads(data)
+    assert loaded.shape == values.shape
+    assert [repr(cell) for cell in loaded.ravel()] == [repr(cell) for cell in values.ravel()]
+
+
+def test_written_deliverables_hold_only_portable_pickles(tmp_path):
+    rows, ids = user_rows(4)
+    write_user_hdf(rows, ids, tmp_path / "user_df.h5")
+    with h5py.File(tmp_path / "user_df.h5", "r") as h5:  # h5py: the raw pickles, not loaded
+        blocks = [name for name in h5["df"] if h5["df"][name].dtype.kind == "O"]
+        assert len(blocks) == 2  # user_id (pandas, through PyTables) and the lists (ours)
+        for node in blocks:
+            data = h5["df"][node][0].tobytes()
+            assert data[:2] == b"\x80\x04", node
+            assert _globals(data) == {
+                "numpy.core.multiarray._reconstruct",
+                "numpy.ndarray",
+                "numpy.dtype",
+            }, node

@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ import pyarrow as pa
 import tables
 
 from msd_tasks.formats.hdf_times import clear_modification_times
-from msd_tasks.formats.list_pickle import list_columns_pickle
+from msd_tasks.formats.list_pickle import list_columns_pickle, portable_pickle
 from msd_tasks.stages.long_plays import SPLITS, LongPlays
 from msd_tasks.stages.music import DIMENSIONS
 
@@ -123,9 +125,23 @@ def write_hdf(frame: pd.DataFrame, path: Path) -> None:
 
 
 def _to_hdf(frame: pd.DataFrame, path: Path) -> None:
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _portable_object_pickles():
         warnings.filterwarnings("ignore", message="\\s*your performance may suffer")
         frame.to_hdf(path, key=HDF_KEY, mode="w")
+
+
+@contextmanager
+def _portable_object_pickles() -> Iterator[None]:
+    """While pandas writes, PyTables pickles each object block as `portable_pickle` does
+    (protocol 4, `numpy.core.multiarray`) instead of with pickle.HIGHEST_PROTOCOL and numpy 2's
+    `numpy._core`, which readers on Python < 3.8 or numpy < 1.26.1 cannot load. PyTables has no
+    option for it: its ObjectAtom pickles in `_tobuffer`, the hook _PickledBytes overrides too."""
+    original = tables.ObjectAtom._tobuffer
+    tables.ObjectAtom._tobuffer = lambda _atom, object_: portable_pickle(object_)
+    try:
+        yield
+    finally:
+        tables.ObjectAtom._tobuffer = original
 
 
 def _check_written(path: Path) -> None:

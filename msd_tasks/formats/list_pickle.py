@@ -1,12 +1,18 @@
-"""The pickle pandas stores for user_df's two list columns, encoded with numpy.
+"""The pickle pandas stores for user_df's two list columns, encoded with numpy, and the
+pickle every object block of the .h5 deliverables is stored as (`portable_pickle`).
 
-pandas writes a frame's object block to HDF5 as one pickle (protocol 5) of the block's values.
+pandas writes a frame's object block to HDF5 as one pickle of the block's values: PyTables
+writes `pickle.dumps(values, HIGHEST_PROTOCOL)`, protocol 5, which Python < 3.8 refuses, and
+numpy 2 names its reconstructor `numpy._core.multiarray._reconstruct`, which numpy < 1.26.1
+cannot import. The deliverables' pickles are written with protocol 4 (object arrays use no
+protocol-5 opcode, so only the PROTO byte differs) and name `numpy.core.multiarray`, where
+every numpy 1.x has `_reconstruct` and numpy 2.x keeps it, without a warning, for old pickles.
 For user_df that is the (n_users, 2) object array of the MUSIC lists (5 floats each) and the
 song_sparse_indices lists (ints). Building 1.1M Python lists and pickling them was the slowest
 step of the build. `list_columns_pickle` writes the same opcodes from the arrays directly: the
-bytes equal CPython's `pickle.dumps(values, 5)` once its FRAME opcodes (optional in protocol 5)
-are taken out, so `pickle.loads` gives an equal array. numpy lists the cells row by row (C
-order) whatever the array's layout: MUSIC of user 0, songs of user 0, MUSIC of user 1, ...
+bytes equal `portable_pickle(values)` once its FRAME opcodes (optional in protocol 4) are taken
+out, so `pickle.loads` gives an equal array. numpy lists the cells row by row (C order)
+whatever the array's layout: MUSIC of user 0, songs of user 0, MUSIC of user 1, ...
 """
 
 from __future__ import annotations
@@ -16,6 +22,10 @@ import pickle
 import numpy as np
 
 BATCH = 1000  # pickle appends list items in batches of this many (MARK ... APPENDS)
+PROTOCOL = 4  # the highest Python 3.4-3.7 read
+NUMPY_2_MODULE = b"\x8c\x16numpy._core.multiarray"  # SHORT_BINUNICODE of 22 characters
+NUMPY_1_MODULE = b"\x8c\x15numpy.core.multiarray"  # importable in numpy 1.x and 2.x
+FRAME = b"\x95"  # + 8-byte length: protocol 4's optional grouping of the opcodes that follow
 EMPTY_LIST, MEMOIZE, MARK, APPENDS, APPEND = b"]", b"\x94", b"(", b"e", b"a"
 BINFLOAT, BININT1, BININT2, BININT = b"G", b"K", b"M", b"J"
 FLOAT_CELL = 2 + 1 + 9 * 5 + 1  # ]\x94 ( 5 x (G + 8 bytes) e
@@ -23,8 +33,8 @@ ROWS_PER_CHUNK = 65_536  # float cells written at a time, to bound the index arr
 
 
 def list_columns_pickle(floats: np.ndarray, offsets: np.ndarray, ints: np.ndarray) -> bytes:
-    """The protocol-5 pickle of the Fortran-ordered (n, 2) object array whose row i holds
-    `list(floats[i])` (5 floats) and `list(ints[offsets[i]:offsets[i + 1]])`.
+    """The pickle (as `portable_pickle` writes it) of the Fortran-ordered (n, 2) object array
+    whose row i holds `list(floats[i])` (5 floats) and `list(ints[offsets[i]:offsets[i + 1]])`.
 
     Every byte that is not an int item is written at its place first (the frame, the float
     cells, each int list's EMPTY_LIST, MARK, APPENDS and APPEND opcodes); the int items, each
@@ -76,6 +86,23 @@ def list_columns_pickle(floats: np.ndarray, offsets: np.ndarray, ints: np.ndarra
     return out.tobytes()
 
 
+def portable_pickle(values: np.ndarray) -> bytes:
+    """`pickle.dumps(values, 4)` of an object array, with numpy 2's `numpy._core.multiarray`
+    renamed `numpy.core.multiarray` (numpy 1.x writes that name already). The module is the
+    pickle's first string, right after PROTO and the first FRAME (whose length is adjusted),
+    and is memoized there: later globals of that module (`scalar`, for numpy scalars in cells)
+    refer to it, so they are renamed with it."""
+    data = pickle.dumps(values, PROTOCOL)
+    head = 11 if data[2:3] == FRAME else 2
+    if data[head : head + len(NUMPY_2_MODULE)] != NUMPY_2_MODULE:
+        return data
+    frame = data[2:head]
+    if frame:  # the first frame is one byte shorter
+        frame = FRAME + (int.from_bytes(frame[1:], "little") - 1).to_bytes(8, "little")
+    rest = memoryview(data)[head + len(NUMPY_2_MODULE) :]
+    return b"".join((data[:2], frame, NUMPY_1_MODULE, rest))  # one copy of the pickle
+
+
 def _write_int_structure(
     out: np.ndarray,
     is_item: np.ndarray,
@@ -121,8 +148,8 @@ def _array_frame(n: int) -> tuple[bytes, bytes]:
     Taken from pickling a 2 x 2 one (the same numpy and Python write the same header) with the
     shape replaced, so it follows numpy's own reduce.
     """
-    sample = pickle.dumps(np.asfortranarray(np.full((2, 2), None, dtype=object)), 5)
-    if sample[2:3] == b"\x95":  # one FRAME opcode around everything: unframe
+    sample = portable_pickle(np.asfortranarray(np.full((2, 2), None, dtype=object)))
+    if sample[2:3] == FRAME:  # one FRAME opcode around everything: unframe
         sample = sample[:2] + sample[11:]
     shape, cells = b"K\x02K\x02\x86", EMPTY_LIST + MEMOIZE + MARK + b"N" * 4 + APPENDS
     if sample.count(shape) != 1 or sample.count(cells) != 1:

@@ -29,7 +29,7 @@ from msd_tasks.stages.shards import automatic_shard_count
 logger = logging.getLogger("luigi-interface")
 
 # Bump when a change to the code changes what a checkpoint holds: every generation is rebuilt.
-CHECKPOINT_VERSION = "5"
+CHECKPOINT_VERSION = "6"
 
 # The longest path: the train import, JoinPlays, the shards, UserTable. Luigi runs the runnable
 # task of highest priority first and gives a task's requirements its priority: the train import

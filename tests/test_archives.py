@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+import threading
 import zipfile
 
 import numpy as np
@@ -146,3 +147,46 @@ def test_a_build_from_the_downloads_equals_the_build_from_unpacked_files(raw_fil
     assert packed["inputs"]["train_triplets.txt.zip"]["bytes"] == (
         (downloads / "train_triplets.txt.zip").stat().st_size
     )
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2])
+def test_every_zip_method_streams_the_member_whole(tmp_path, method):
+    text = b"".join(b"user%d\tSO%d\t%d\n" % (i, i % 97, i % 9 + 1) for i in range(200_000))
+    packed = tmp_path / "train_triplets.txt.zip"
+    with zipfile.ZipFile(packed, "w", method) as archive:
+        archive.writestr("train_triplets.txt", text)
+    with RawSource(packed, "zip", "train_triplets.txt").open() as stream:
+        assert stream.read() == text
+
+
+@pytest.mark.unit
+def test_a_damaged_zip_member_fails_on_its_crc(tmp_path):
+    text = b"u1\tSOA\t3\n" * 50_000
+    packed = tmp_path / "train_triplets.txt.zip"
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("train_triplets.txt", text)
+    with zipfile.ZipFile(packed) as archive:
+        info = archive.getinfo("train_triplets.txt")
+    data = bytearray(packed.read_bytes())
+    # Rewrite the CRC the central directory records: the inflated bytes no longer match it.
+    central = data.rindex(b"PK\x01\x02")
+    data[central + 16 : central + 20] = (info.CRC ^ 1).to_bytes(4, "little")
+    packed.write_bytes(bytes(data))
+    with pytest.raises(InputError) as error:
+        read_triplets(RawSource(packed, "zip", "train_triplets.txt"))
+    assert "a damaged archive" in error.value.found
+
+
+@pytest.mark.unit
+def test_a_stream_closed_early_stops_its_reader_thread(tmp_path):
+    squeezed = tmp_path / "train_triplets.txt.gz"
+    squeezed.write_bytes(gzip.compress(LINES * 2_000_000))  # many chunks
+    before = threading.active_count()
+    stream = RawSource(squeezed, "gzip").open()
+    assert stream.read(len(LINES)) == LINES
+    stream.close()
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and thread.daemon:
+            thread.join(timeout=10)
+    assert threading.active_count() <= before

@@ -7,7 +7,6 @@ are read as streams (`RawSource`); fingerprints and digests cover the file on di
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import logging
@@ -69,11 +68,13 @@ class RawSource:
 
     def open(self) -> BinaryIO:
         """The uncompressed bytes, as a stream; a plain file that is compressed is refused."""
+        from msd_tasks.formats import streams  # isal: only when an archive is read
+
         if self.compression == "gzip":
-            return gzip.open(self.path, "rb")
+            return streams.open_gzip(self.path)
         if self.compression == "zip":
-            archive = zipfile.ZipFile(self.path)
-            return archive.open(self._member_info(archive))
+            with zipfile.ZipFile(self.path) as archive:
+                return streams.open_zip_member(self.path, self._member_info(archive))
         refuse_compressed(self.path)
         return open(self.path, "rb")
 

@@ -144,10 +144,13 @@ def disk_usage(root: Path) -> int:
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:
-    """Every file and folder under root with its size and mtime_ns (but metrics.prom, which
-    every build writes, failed ones too)."""
+    """Every file and folder under root with its size and mtime_ns, but metrics.prom, which
+    every build writes, failed ones too, and root's mtime, which writing it changes."""
     return {
-        str(path.relative_to(root)): (path.stat().st_size, path.stat().st_mtime_ns)
+        str(path.relative_to(root)): (
+            path.stat().st_size,
+            None if path == root else path.stat().st_mtime_ns,
+        )
         for path in [root, *root.rglob("*")]
         if path.name != METRICS
     }
@@ -192,6 +195,7 @@ def test_failed_build_on_a_full_disk_leaves_nothing_behind(
         broken = unreadable(checkpoints)
         assert not broken, f"attempt {attempt} left broken checkpoints: {broken}"
         assert snapshot(out) == published, f"attempt {attempt} changed the output folder"
+        assert "msd_build_succeeded 0.0" in (out / METRICS).read_text()
         usage.append(disk_usage(checkpoints))
         contents.append(snapshot(checkpoints))
 

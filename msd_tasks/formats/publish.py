@@ -89,6 +89,20 @@ def _sweep_leftovers(output_dir: Path) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
 
 
+def is_published(output_dir: Path, build: str) -> bool:
+    """Whether `output_dir`'s manifest.json names `build`, says complete, and every file it
+    lists is there."""
+    try:
+        manifest = json.loads((Path(output_dir) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (
+        manifest.get("build") == build
+        and manifest.get("state") == "complete"
+        and all((Path(output_dir) / name).is_file() for name in manifest.get("files", {}))
+    )
+
+
 def publish(
     sources: dict[str, Path],
     output_dir: Path,

@@ -16,7 +16,7 @@ from luigi.util import inherits
 
 from msd_tasks.formats import raw
 from msd_tasks.formats.checkpoints import TripletsCheckpoint
-from msd_tasks.formats.publish import publish
+from msd_tasks.formats.publish import is_published, publish
 from msd_tasks.formats.split_layout import COPIES, CSV_FILES, SPLIT_FOLDER
 from msd_tasks.graph.base import DeliverableTask, graph_tasks, identity, planned_raw_files
 from msd_tasks.graph.config import paths
@@ -94,19 +94,7 @@ class PublishBenchmarkSplit(luigi.Task):
         return luigi.LocalTarget(str(split_dir() / "manifest.json"))
 
     def complete(self) -> bool:
-        import json
-
-        manifest = Path(self.output().path)
-        try:
-            published = json.loads(manifest.read_text())
-        except (OSError, ValueError):
-            return False
-        return (
-            published.get("build") == self.build_id()
-            and published.get("state") == "complete"
-            and all((manifest.parent / name).is_file() for name in published.get("files", {}))
-            and self.requires().complete()
-        )
+        return is_published(split_dir(), self.build_id()) and self.requires().complete()
 
     def build_id(self) -> str:
         return raw.digest(str(self.requires().folder()))

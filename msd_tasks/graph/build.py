@@ -6,7 +6,6 @@ the stages.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from msd_tasks.formats import raw
 from msd_tasks.formats.atomic import prune_generations, remove_orphan_temporaries
 from msd_tasks.formats.checkpoints import DeliverablesCheckpoint
 from msd_tasks.formats.metrics import BuildMetrics, TaskMetrics, write_metrics
-from msd_tasks.formats.publish import publish
+from msd_tasks.formats.publish import is_published, publish
 from msd_tasks.graph import interrupts
 from msd_tasks.graph.base import (
     CheckpointTask,
@@ -141,16 +140,8 @@ class Publish(luigi.Task):
         return luigi.LocalTarget(str(Path(paths().output_dir) / "manifest.json"))
 
     def complete(self) -> bool:
-        manifest = Path(self.output().path)
-        try:
-            published = json.loads(manifest.read_text())
-        except (OSError, ValueError):
-            return False
-        return (
-            published.get("build") == build_id(self)
-            and published.get("state") == "complete"
-            and all((manifest.parent / name).is_file() for name in published.get("files", {}))
-            and all(task.complete() for task in flatten(self.requires()))
+        return is_published(Path(paths().output_dir), build_id(self)) and all(
+            task.complete() for task in flatten(self.requires())
         )
 
     def run(self):

@@ -19,21 +19,7 @@ SONG_COLUMNS = ["song_id", "track_id", "title", "artist_name", "genre", "danceab
 
 def differences(ours: Path, peer: Path) -> list[str]:
     """What differs between the two folders' deliverables (empty: the same)."""
-    found = []
-    for name in ("user_mapping.h5", "song_mapping.h5"):
-        a, b = (pd.read_hdf(folder / name, key="df") for folder in (ours, peer))
-        if not (a.astype(str).values == b.astype(str).values).all() or a.shape != b.shape:
-            found.append(f"{name}: different ids or order")
-    for name in ("train_sparse.npz", "test_sparse.npz"):
-        a, b = (sp.load_npz(folder / name).tocsr() for folder in (ours, peer))
-        a.sort_indices()
-        b.sort_indices()
-        same = a.shape == b.shape and all(
-            np.array_equal(getattr(a, part), getattr(b, part))
-            for part in ("indptr", "indices", "data")
-        )
-        if not same or a.dtype != b.dtype:
-            found.append(f"{name}: different matrices")
+    found = _index_and_play_differences(ours, peer)
     for name in ("song_df.h5", "song_df.parquet"):
         a, b = (_read(folder / name) for folder in (ours, peer))
         for column in SONG_COLUMNS:
@@ -51,6 +37,37 @@ def differences(ours: Path, peer: Path) -> list[str]:
         if not np.allclose(_music(a), _music(b), rtol=MUSIC_RTOL, atol=0, equal_nan=True):
             found.append(f"{name}: MUSIC differs beyond rtol {MUSIC_RTOL}")
     return found
+
+
+def _index_and_play_differences(ours: Path, peer: Path) -> list[str]:
+    found = []
+    for name in ("user_mapping.h5", "song_mapping.h5"):
+        a, b = (pd.read_hdf(folder / name, key="df") for folder in (ours, peer))
+        if not (a.astype(str).values == b.astype(str).values).all() or a.shape != b.shape:
+            found.append(f"{name}: different ids or order")
+    for name in ("train_sparse.npz", "test_sparse.npz"):
+        a, b = (sp.load_npz(folder / name).tocsr() for folder in (ours, peer))
+        a.sort_indices()
+        b.sort_indices()
+        same = a.shape == b.shape and all(
+            np.array_equal(getattr(a, part), getattr(b, part))
+            for part in ("indptr", "indices", "data")
+        )
+        if not same or a.dtype != b.dtype:
+            found.append(f"{name}: different matrices")
+    a, b = (_plays(folder / "plays.parquet") for folder in (ours, peer))
+    if not a.equals(b):
+        found.append("plays.parquet: different plays")
+    return found
+
+
+def _plays(path: Path) -> pd.DataFrame:
+    """The rows of a plays.parquet, in one order, with plain columns."""
+    frame = pd.read_parquet(path)
+    frame["split"] = frame["split"].astype(str)
+    frame = frame.astype({"user_index": "int64", "song_index": "int64", "play_count": "int64"})
+    columns = ["user_index", "song_index", "split", "play_count"]
+    return frame[columns].sort_values(columns, ignore_index=True)
 
 
 def _read(path: Path) -> pd.DataFrame:

@@ -1,8 +1,8 @@
 """The plain DuckDB script a researcher would write instead of the Luigi graph.
 
 It writes the same deliverables as BuildAll (the six notebook files, the parquet copies of
-song_df and user_df), with no checkpoints, no resume, no checks and no report: the yardstick
-of issue 11. Run from the repository root:
+song_df and user_df, plays.parquet), with no checkpoints, no resume, no checks and no report:
+the yardstick of issue 11. Run from the repository root:
 
     python -m benchmarks.peers.duckdb_build RAW_DIR OUT_DIR [--threads N]
 
@@ -100,6 +100,10 @@ def build(raw: Path, out: Path, threads: int) -> None:
         SELECT u.sparse_index AS user_index, s.sparse_index AS song_index, play_count, split
         FROM kept JOIN users u USING (user_id) JOIN song_index s USING (song_id);
     """)
+    con.execute(
+        "COPY (SELECT user_index, song_index, play_count, split FROM plays ORDER BY ALL) "
+        f"TO '{out / 'plays.parquet'}' (FORMAT parquet)"
+    )
     user_ids = con.sql("SELECT user_id FROM users ORDER BY sparse_index").fetchnumpy()["user_id"]
     song_ids = con.sql("SELECT song_id FROM song_index ORDER BY sparse_index").fetchnumpy()
     song_ids = song_ids["song_id"]

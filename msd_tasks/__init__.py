@@ -3,12 +3,7 @@
 `luigi --module msd_tasks BuildAll` finds the tasks here.
 """
 
-from msd_tasks.graph.benchmark import (
-    BenchmarkSplit,
-    MultVaeSplit,
-    PublishBenchmarkSplit,
-    TrainDigest,
-)
+from msd_tasks.graph.benchmark import BenchmarkSplit, MultVaeSplit, PublishBenchmarkSplit
 from msd_tasks.graph.build import BuildAll, BuildReport, Publish
 from msd_tasks.graph.inputs import CleanSongs, ImportTriplets, JoinPlays, RawDigests
 from msd_tasks.graph.outputs import (
@@ -36,6 +31,5 @@ __all__ = [
     "PublishBenchmarkSplit",
     "RawDigests",
     "SongTable",
-    "TrainDigest",
     "UserTable",
 ]

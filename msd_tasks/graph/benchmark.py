@@ -18,14 +18,7 @@ from msd_tasks.formats import raw
 from msd_tasks.formats.checkpoints import TripletsCheckpoint
 from msd_tasks.formats.publish import is_published, publish
 from msd_tasks.formats.split_layout import COPIES, CSV_FILES, SPLIT_FOLDER
-from msd_tasks.graph.base import (
-    CheckpointTask,
-    DeliverableTask,
-    RawFile,
-    graph_tasks,
-    identity,
-    planned_raw_files,
-)
+from msd_tasks.graph.base import DeliverableTask, graph_tasks, identity, planned_raw_files
 from msd_tasks.graph.config import paths
 from msd_tasks.graph.inputs import ImportTriplets
 
@@ -56,7 +49,11 @@ class MultVaeSplit(DeliverableTask):
 
         train: TripletsCheckpoint = self.input()
         self.set_status_message("splitting")
-        split = self.split(train)
+        with ThreadPoolExecutor(max_workers=1) as pool:  # hashed beside the split, for the manifest
+            digest = pool.submit(raw.file_digest, self.raw_path("train"))
+            split = self.split(train)
+            inputs = {raw.raw_name(paths().raw_dir, "train"): digest.result()}
+        self.check_unchanged("train")
         self.set_status_message("writing")
         with ThreadPoolExecutor(max_workers=1) as pool:  # pyarrow writes without the GIL
             copies = pool.submit(write_split_parquet, split, out.path)
@@ -66,6 +63,7 @@ class MultVaeSplit(DeliverableTask):
             "users": len(split.unique_uid),
             "songs": len(split.unique_sid),
             **{f"{name}_lines": len(part) for name, part in split.parts().items()},
+            "inputs": inputs,
         }
 
     def split(self, train: TripletsCheckpoint):
@@ -85,43 +83,27 @@ class MultVaeSplit(DeliverableTask):
             raise QualityError(self.get_task_family(), [str(error)]) from None
 
 
-class TrainDigest(CheckpointTask):
-    """stats.json `inputs`: bytes and sha256 of the train file, for the split's manifest and the
-    next build's check by content. Beside the train import from the start, it hashes in the
-    moments the import leaves a core idle (its single-threaded steps)."""
-
-    def requires(self):
-        return RawFile(key="train")
-
-    def build(self, out):
-        digest = raw.file_digest(self.raw_path("train"))
-        self.check_unchanged("train")
-        return {"inputs": {raw.raw_name(paths().raw_dir, "train"): digest}}
-
-
 @inherits(MultVaeSplit)
 class PublishBenchmarkSplit(luigi.Task):
     """The split in `output_dir/benchmark/msd-multvae/`, replaced whole, then its manifest."""
 
     def requires(self):
-        return {"split": self.clone(MultVaeSplit), "digest": self.clone(TrainDigest)}
+        return self.clone(MultVaeSplit)
 
     def output(self):
         return luigi.LocalTarget(str(split_dir() / "manifest.json"))
 
     def complete(self) -> bool:
-        return is_published(split_dir(), self.build_id()) and all(
-            task.complete() for task in self.requires().values()
-        )
+        return is_published(split_dir(), self.build_id()) and self.requires().complete()
 
     def build_id(self) -> str:
-        return raw.digest(str(self.requires()["split"].folder()))
+        return raw.digest(str(self.requires().folder()))
 
     def run(self):
-        split: MultVaeSplit = self.requires()["split"]
-        checkpoint = self.input()["split"]
+        split: MultVaeSplit = self.requires()
+        checkpoint = self.input()
         counts = checkpoint.stats()
-        inputs = self.input()["digest"].stats()["inputs"]
+        inputs = counts.pop("inputs")
         publish(
             {file: checkpoint.file(file) for file in MultVaeSplit.published},
             split_dir(),
@@ -132,7 +114,7 @@ class PublishBenchmarkSplit(luigi.Task):
                 "fingerprints": {"train": planned_raw_files(self)[0]["train"]},
                 "inputs": inputs,
                 "counts": counts,
-                "tasks": [task.task_id for task in graph_tasks(self)],
+                "tasks": [task.task_id for task in graph_tasks(split)],
             },
             known_checksums=checkpoint.checksums(),
         )

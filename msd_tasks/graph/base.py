@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import time
 from pathlib import Path
 
 import luigi
@@ -187,6 +188,15 @@ def identity(task: luigi.Task) -> dict[str, object]:
         for name, parameter in task.get_params()
         if parameter.significant and parameter.visibility == ParameterVisibility.PUBLIC
     }
+
+
+def build_plan(entry: luigi.Task) -> dict[str, object]:
+    """The hidden parameters an entry task (BuildAll, BenchmarkSplit) gives every task of its
+    build: the raw files' identities and size:mtime, planned now, and when it first planned
+    (Luigi asks an entry task for its requirements more than once)."""
+    identity, stats = raw.planned_fingerprints(Path(paths().raw_dir), Path(paths().checkpoint_dir))
+    planned_at = entry.planned_at or entry.__dict__.setdefault("_planned_at", time.time())
+    return {"fingerprints": identity, "raw_stats": stats, "planned_at": planned_at}
 
 
 def planned_fingerprints(task: luigi.Task) -> dict[str, str]:

@@ -8,7 +8,6 @@ their manifest, as Publish does the deliverables. BuildAll does not build it (ab
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import luigi
@@ -18,7 +17,13 @@ from msd_tasks.formats import raw
 from msd_tasks.formats.checkpoints import TripletsCheckpoint
 from msd_tasks.formats.publish import is_published, publish
 from msd_tasks.formats.split_layout import COPIES, CSV_FILES, SPLIT_FOLDER
-from msd_tasks.graph.base import DeliverableTask, graph_tasks, identity, planned_raw_files
+from msd_tasks.graph.base import (
+    DeliverableTask,
+    build_plan,
+    graph_tasks,
+    identity,
+    planned_raw_files,
+)
 from msd_tasks.graph.config import paths
 from msd_tasks.graph.inputs import ImportTriplets
 
@@ -129,13 +134,7 @@ class BenchmarkSplit(luigi.WrapperTask):
     train file is fingerprinted once, here, as BuildAll does."""
 
     def requires(self):
-        identity, stats = raw.planned_fingerprints(
-            Path(paths().raw_dir), Path(paths().checkpoint_dir)
-        )
-        planned_at = self.planned_at or self.__dict__.setdefault("_planned_at", time.time())
-        return self.clone(
-            PublishBenchmarkSplit, fingerprints=identity, raw_stats=stats, planned_at=planned_at
-        )
+        return self.clone(PublishBenchmarkSplit, **build_plan(self))
 
 
 def split_dir() -> Path:

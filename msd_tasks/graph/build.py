@@ -25,6 +25,7 @@ from msd_tasks.graph.base import (
     CheckpointTask,
     DeliverableTask,
     RawFile,
+    build_plan,
     graph_tasks,
     identity,
     import_stage_libraries,
@@ -201,11 +202,7 @@ class BuildAll(luigi.WrapperTask):
         missing = raw.missing_files(paths().raw_dir)
         if missing:
             logger.error("%s", MissingInputError(missing, raw.SOURCES))
-        identity, stats = raw.planned_fingerprints(
-            Path(paths().raw_dir), Path(paths().checkpoint_dir)
-        )
-        planned_at = self.planned_at or self.__dict__.setdefault("_planned_at", time.time())
-        return self.clone(Publish, fingerprints=identity, raw_stats=stats, planned_at=planned_at)
+        return self.clone(Publish, **build_plan(self))
 
 
 def success_metrics(summary: BuildSummary, planned_at: float) -> BuildMetrics:

@@ -70,6 +70,38 @@ def test_the_order_of_the_plays_and_shards_does_not_change_the_table():
     assert first.num_rows == n
 
 
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "max_user, max_count",
+    [
+        (60, 9),  # a few bits: the rows sort as packed values
+        (2**20, 2**24),  # 20 + 17 + 2 + 25 bits do not fit one int64: sorted by positions
+    ],
+)
+def test_the_table_is_python_sorted_of_its_rows_whichever_way_it_is_sorted(max_user, max_count):
+    rng = np.random.default_rng(11)
+    n, n_songs = 4_000, 2**17
+    user = rng.choice([0, 1, max_user], n)
+    song = rng.choice([0, 1, n_songs - 1], n)  # the largest indices, and many repeats
+    count = rng.choice([1, 2, max_count], n)  # ties in (user, song, split), and the largest count
+    is_train = rng.random(n) < 0.7
+    rows = list(zip(user.tolist(), song.tolist(), count.tolist(), is_train.tolist(), strict=True))
+    visible, hidden = plays(rows[:3_000]), plays([(*row[:3], False) for row in rows[3_000:]])
+
+    table = plays_table(long_plays([visible], hidden, n_songs=n_songs))
+
+    split_of = {"train": 0, "visible": 1, "hidden": 2}
+    got = [
+        (row["user_index"], row["song_index"], split_of[row["split"]], row["play_count"])
+        for row in table.to_pylist()
+    ]
+    expected = sorted(
+        [(u, s, 0 if train else 1, c) for u, s, c, train in rows[:3_000]]
+        + [(u, s, 2, c) for u, s, c, _ in rows[3_000:]]
+    )
+    assert got == expected
+
+
 def test_duckdb_group_by_over_plays_parquet_equals_both_matrices(pipeline_in, raw_files):
     pipeline = pipeline_in(raw_files("sample", scale=0.001, seed=8))
     pipeline.build_ok()

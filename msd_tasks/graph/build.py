@@ -22,6 +22,7 @@ from msd_tasks.formats.metrics import BuildMetrics, TaskMetrics, write_metrics
 from msd_tasks.formats.publish import is_published, publish
 from msd_tasks.graph import interrupts
 from msd_tasks.graph.base import (
+    PRIORITY,
     CheckpointTask,
     DeliverableTask,
     RawFile,
@@ -103,6 +104,7 @@ class BuildReport(DeliverableTask):
     """
 
     published = ("report",)
+    priority = PRIORITY["report"]
 
     def requires(self):
         # The user rows come from the shards, not UserTable: the report need not wait for the

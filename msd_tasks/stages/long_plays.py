@@ -36,16 +36,50 @@ def long_plays(visible: list[Plays], hidden: Plays, n_songs: int) -> LongPlays:
         [np.where(part.is_train, 0, 1).astype(np.int8) for part in visible]
         + [np.full(len(hidden), 2, dtype=np.int8)]
     )
-    # (user, song, split) in one int64: about 41 bits at the real size. Ties, the same play
-    # twice in one file, are ordered by count afterwards: rare, so cheaper than a lexsort.
+    fields = (user, song, split, count)  # the sort order, most significant first
+    widths = [_bit_length(field.max()) if len(field) else 0 for field in fields]
+    if sum(widths) <= 63:
+        return _sorted_as_packed_values(fields, widths)
+    # (user, song, split) in one int64, ties (the same play twice in one file) ordered by count
+    # afterwards: rare, so cheaper than a lexsort.
     key = (user.astype(np.int64) * n_songs + song) * len(SPLITS) + split
     order = np.argsort(key)
     _order_ties_by(order, key[order], count)
     return LongPlays(user[order], song[order], count[order], split[order])
 
 
+def _bit_length(value) -> int:
+    return int(value).bit_length()
+
+
+def _sorted_as_packed_values(fields: tuple[np.ndarray, ...], widths: list[int]) -> LongPlays:
+    """Sort the rows as values rather than positions: the four fields as bit fields of one
+    int64 (about 55 bits at the real size), sorted, and taken apart again. np.sort of the values
+    is several times faster than np.argsort and four gathers (RESULTS.md, session 7)."""
+    shifts = np.cumsum([0, *widths[::-1]])[-2::-1]  # the least significant field at bit 0
+    packed = np.zeros(len(fields[0]), dtype=np.int64)
+    scratch = np.empty_like(packed)  # one buffer for every step: no 150 MB temporaries
+    for field, shift in zip(fields, shifts, strict=True):
+        np.copyto(scratch, field)
+        np.left_shift(scratch, shift, out=scratch)
+        np.bitwise_or(packed, scratch, out=packed)
+    packed.sort()
+
+    def unpacked(shift, width, dtype) -> np.ndarray:
+        np.right_shift(packed, shift, out=scratch)
+        np.bitwise_and(scratch, (1 << int(width)) - 1, out=scratch)
+        return scratch.astype(dtype)
+
+    user, song, split, count = (
+        unpacked(shift, width, field.dtype)
+        for field, shift, width in zip(fields, shifts, widths, strict=True)
+    )
+    return LongPlays(user, song, count, split)
+
+
 def _order_ties_by(order: np.ndarray, sorted_key: np.ndarray, count: np.ndarray) -> None:
-    """Within each run of equal keys, put `order` in ascending `count` (in place)."""
+    """Within each run of equal keys, put `order` in ascending `count` (in place). Only when
+    the keys and counts do not fit one int64 together."""
     tied = np.flatnonzero(sorted_key[1:] == sorted_key[:-1])
     if len(tied) == 0:
         return

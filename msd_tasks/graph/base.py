@@ -49,6 +49,7 @@ STAGE_LIBRARIES = (
     "msd_tasks.stages.songs",
     "msd_tasks.stages.users",
     "msd_tasks.stages.matrices",
+    "msd_tasks.stages.id_codes",  # numba, and its compiled functions from the cache
 )
 
 

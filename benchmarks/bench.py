@@ -233,9 +233,10 @@ def read_outputs(output_dir: Path) -> Outputs:
     )
 
 
-def count_lines(path: Path) -> int:
+def count_lines(source: raw.RawSource) -> int:
+    """Lines of a triplet file, inside its archive if it is one."""
     lines = 0
-    with open(path, "rb") as file:
+    with source.open() as file:
         while block := file.read(1 << 24):
             lines += block.count(b"\n")
     return lines
@@ -288,7 +289,7 @@ def bench_scale(
             notebooks.append(run_measured(notebook_command, f"the notebook port at scale {scale}"))
         notebook = as_run(median_run(notebooks))
     tasks, scheduler_peak = task_rows(cold)
-    triplet_files = [raw.raw_path(raw_dir, kind) for kind in raw.TRIPLET_KINDS]
+    triplet_files = [raw.raw_source(raw_dir, kind) for kind in raw.TRIPLET_KINDS]
     return ScaleResult(
         scale=scale,
         join_share=args.join_share,

@@ -13,7 +13,7 @@ import pytest
 from msd_tasks.errors import InputError
 from msd_tasks.formats.raw import RawSource
 from msd_tasks.stages import id_codes
-from msd_tasks.stages.id_codes import PARTS, FixedWidthCoder, HashCollision
+from msd_tasks.stages.id_codes import _INITIAL_SLOTS, PARTS, FixedWidthCoder, HashCollision
 from msd_tasks.stages.triplets import read_fixed_width, read_triplets
 
 
@@ -35,16 +35,17 @@ def test_codes_give_back_every_id_across_chunks_and_growth(width, runs):
     rng = np.random.default_rng(width)
     # More distinct ids than the first table holds, recurring across chunks; with runs, each
     # id in runs of several lines, and the same id again in a later run.
-    distinct = [f"{value:0{width}d}" for value in rng.choice(10**8, 3 * PARTS * 1024, False)]
-    picks = rng.integers(0, len(distinct), 400_000)
+    distinct = [f"{value:0{width}d}" for value in rng.choice(10**8, PARTS * 1024, False)]
+    picks = rng.integers(0, len(distinct), 200_000)
     if runs:
-        picks = np.repeat(picks[:100_000], rng.integers(1, 7, 100_000))
+        picks = np.repeat(picks, rng.integers(1, 3, len(picks)))
     ids = [distinct[i] for i in picks]
-    chunks = [ids[start : start + 70_000] for start in range(0, len(ids), 70_000)]
+    chunks = [ids[start : start + 40_000] for start in range(0, len(ids), 40_000)]
 
     coder = FixedWidthCoder(width, runs=runs)
     codes = code_all(coder, chunks, width)
 
+    assert len(coder.slot_codes) > PARTS * _INITIAL_SLOTS  # the table grew on the way
     assert decoded(coder, codes) == ids
     assert coder.n_ids == len(set(ids)) == len(coder.ids())  # one code per distinct id
     assert all(part.dtype == np.int32 for part in codes)

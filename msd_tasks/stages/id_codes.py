@@ -29,7 +29,7 @@ from numba import njit
 PART_BITS = 8
 PARTS = 1 << PART_BITS
 _TOP = np.uint64(64 - PART_BITS)
-_INITIAL_SLOTS = 1 << 10  # per partition; doubled when a partition is half full
+_INITIAL_SLOTS = 1 << 6  # per partition; doubled when a partition is half full
 WORD = 8  # ids narrower than a word are not coded here
 
 

@@ -1,8 +1,9 @@
 """Parsing of Taste Profile triplet files (`user_id<TAB>song_id<TAB>play_count`, no header).
 
-The fast path is pyarrow's multithreaded CSV reader with dictionary-encoded ids, so 48M lines
-become three int32 columns plus two small dictionaries and never 48M Python strings. When
-pyarrow rejects a file, a line-by-line scan finds the first bad line to report it precisely.
+48M lines become three int32 columns plus two small dictionaries, never 48M Python strings.
+Files of the MSD's shape are streamed with fixed-width ids and coded by stages/id_codes.py;
+others go through pyarrow's multithreaded CSV reader with dictionary-encoded ids. When pyarrow
+rejects a file, a line-by-line scan finds the first bad line to report it precisely.
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ def read_triplets(path: RawSource | Path, on_bad_lines: str = "error") -> Triple
     One rule in both modes (`describe_bad_line`): `error` fails on the first malformed line,
     `skip` skips exactly the lines `error` would fail on. Text that is not UTF-8 and a line
     longer than pyarrow's parse block is read in larger blocks.
+
+    Files of the MSD's shape (each id column of one width) are read the fast way
+    (`read_fixed_width`); any other file, or one the fast way cannot read exactly, the general
+    way: the whole file at once, ids dictionary-encoded by pyarrow's reader.
     """
     path = as_source(path)
     if path.compression is None:

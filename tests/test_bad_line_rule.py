@@ -15,6 +15,7 @@ import pytest
 
 from msd_tasks.errors import InputError
 from msd_tasks.stages.triplets import MAX_PLAY_COUNT, read_triplets
+from tests.test_triplets import lines_of
 
 WHITESPACE = " \t\n\v\f\r"  # ASCII whitespace: none may surround an id
 MUTATIONS = [
@@ -88,14 +89,6 @@ def random_file(rng: random.Random, ids) -> str:
             line = mutate(line, rng)
         lines.append(line)
     return "\n".join(lines) + rng.choice(["\n", "", "\r\n"])
-
-
-def lines_of(triplets) -> list[tuple[str, str, int]]:
-    users, songs = triplets.user_ids.to_pylist(), triplets.song_ids.to_pylist()
-    return [
-        (users[u], songs[s], int(c))
-        for u, s, c in zip(triplets.user_code, triplets.song_code, triplets.play_count, strict=True)
-    ]
 
 
 @pytest.mark.parametrize("ids", sorted(IDS))

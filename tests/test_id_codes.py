@@ -15,6 +15,7 @@ from msd_tasks.formats.raw import RawSource
 from msd_tasks.stages import id_codes
 from msd_tasks.stages.id_codes import _INITIAL_SLOTS, PARTS, FixedWidthCoder, HashCollision
 from msd_tasks.stages.triplets import read_fixed_width, read_triplets
+from tests.test_triplets import lines_of, write
 
 
 def fixed(ids: list[str], width: int) -> pa.Array:
@@ -96,20 +97,6 @@ def msd_lines(rng: np.random.Generator, n: int) -> list[tuple[str, str, int]]:
             user_of_line, rng.integers(0, 900, n), rng.integers(1, 500, n), strict=True
         )
     ]
-
-
-def lines_of(triplets) -> list[tuple[str, str, int]]:
-    users, songs = triplets.user_ids.to_pylist(), triplets.song_ids.to_pylist()
-    return [
-        (users[u], songs[s], int(c))
-        for u, s, c in zip(triplets.user_code, triplets.song_code, triplets.play_count, strict=True)
-    ]
-
-
-def write(tmp_path, text: str | bytes):
-    path = tmp_path / "train_triplets.txt"
-    path.write_bytes(text.encode() if isinstance(text, str) else text)
-    return path
 
 
 def text_of(lines) -> str:

@@ -55,23 +55,39 @@ def temporaries(root: Path) -> list[Path]:
     return sorted(path for path in found if not is_temporary(path.parent, root))
 
 
+def scanned_live(scan):
+    """scan() of folders that a running build changes: when a temporary folder is renamed into
+    place or removed while it is read, the scan starts again."""
+    while True:
+        try:
+            return scan()
+        except FileNotFoundError:
+            continue
+
+
 def shard_markers(checkpoint_dir: Path) -> dict[int, int]:
     """shard -> mtime_ns of the `_SUCCESS` of its final (not temporary) PerUserMusic folder."""
-    markers = {}
-    for marker in (checkpoint_dir / "PerUserMusic").rglob("_SUCCESS"):
-        if not is_temporary(marker, checkpoint_dir):
-            shard = re.search(r"(?:^|,)shard=(\d+)(?:,|$)", marker.parent.parent.name)
-            markers[int(shard.group(1))] = marker.stat().st_mtime_ns
-    return markers
+
+    def scan() -> dict[int, int]:
+        markers = {}
+        for marker in (checkpoint_dir / "PerUserMusic").rglob("_SUCCESS"):
+            if not is_temporary(marker, checkpoint_dir):
+                shard = re.search(r"(?:^|,)shard=(\d+)(?:,|$)", marker.parent.parent.name)
+                markers[int(shard.group(1))] = marker.stat().st_mtime_ns
+        return markers
+
+    return scanned_live(scan)
 
 
 def shards_mid_checkpoint(checkpoint_dir: Path) -> set[Path]:
     """The temporary user_rows.parquet files of PerUserMusic shards inside their checkpoint."""
-    return {
-        path
-        for path in (checkpoint_dir / "PerUserMusic").rglob("user_rows.parquet")
-        if is_temporary(path, checkpoint_dir)
-    }
+    return scanned_live(
+        lambda: {
+            path
+            for path in (checkpoint_dir / "PerUserMusic").rglob("user_rows.parquet")
+            if is_temporary(path, checkpoint_dir)
+        }
+    )
 
 
 def shard_in_checkpoint(checkpoint_dir: Path, shard: int | None = None) -> bool:

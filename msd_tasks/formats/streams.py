@@ -9,9 +9,7 @@ the GIL): read from the archive, the train import costs little more than from th
 from __future__ import annotations
 
 import io
-import queue
 import struct
-import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +17,7 @@ from pathlib import Path
 from isal import igzip, isal_zlib
 
 from msd_tasks.errors import InputError
+from msd_tasks.formats.ahead import Ahead
 
 CHUNK = 16 << 20  # compressed bytes read at a time
 AHEAD = 4  # decompressed chunks kept ready
@@ -85,50 +84,23 @@ class ReadAhead(io.RawIOBase):
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         super().__init__()
-        self._ready: queue.Queue = queue.Queue(AHEAD)
-        self._stop = threading.Event()
-        self._chunk, self._at, self._ended = memoryview(b""), 0, False
-        self._thread = threading.Thread(target=self._produce, args=(chunks,), daemon=True)
-        self._thread.start()
-
-    def _produce(self, chunks: Iterator[bytes]) -> None:
-        try:
-            for chunk in chunks:
-                if chunk and not self._put(chunk):
-                    return
-            self._put(None)
-        except BaseException as error:  # handed to the reader
-            self._put(error)
-
-    def _put(self, item) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._ready.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+        self._chunks = Ahead((chunk for chunk in chunks if chunk), AHEAD)
+        self._chunk, self._at = memoryview(b""), 0
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
         if self._at == len(self._chunk):
-            if self._ended:
+            chunk = next(self._chunks, None)
+            if chunk is None:
                 return 0
-            item = self._ready.get()
-            if item is None:
-                self._ended = True
-                return 0
-            if isinstance(item, BaseException):
-                self._ended = True
-                raise item
-            self._chunk, self._at = memoryview(item), 0
+            self._chunk, self._at = memoryview(chunk), 0
         size = min(len(buffer), len(self._chunk) - self._at)
         buffer[:size] = self._chunk[self._at : self._at + size]
         self._at += size
         return size
 
     def close(self) -> None:
-        self._stop.set()
+        self._chunks.close()
         super().close()

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from pyarrow import csv
 
 from msd_tasks.errors import InputError
-from msd_tasks.formats.ahead import iterate_ahead
+from msd_tasks.formats.ahead import Ahead
 from msd_tasks.formats.raw import RawSource, refuse_compressed
 from msd_tasks.stages.matrices import MAX_EXACT_FLOAT32
 
@@ -179,7 +179,7 @@ def read_fixed_width(source: RawSource, invalid_row_handler=None) -> tuple | Non
             )
             # Three threads beside the parser's: users, songs, play counts, block by block.
             pool = stack.enter_context(ThreadPoolExecutor(max_workers=2))
-            for batch in iterate_ahead(reader):
+            for batch in stack.enter_context(Ahead(reader, 2)):
                 users = pool.submit(coders[0].encode, batch.column(0))
                 songs = pool.submit(coders[1].encode, batch.column(1))
                 # int32 is enough: a count above MAX_PLAY_COUNT only has to stay above it.
